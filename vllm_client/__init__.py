@@ -1,0 +1,153 @@
+"""vllm_client: a fast, typed client for vLLM and OpenAI-compatible chat servers.
+
+::
+
+    from vllm_client import VllmClient
+    with VllmClient("http://localhost:8000/v1") as client:
+        r = client.chat.completions().create().model("Qwen/Qwen3-8B").user_message("Hi").send()
+        print(r.content)
+
+The async client (``AsyncVllmClient``) and aiohttp are imported on first use,
+so ``import vllm_client`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._config import Timeout
+from ._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseDecodeError,
+    StreamError,
+    ToolLoopError,
+    UnprocessableEntityError,
+    VllmError,
+)
+from ._models import (
+    ChatCompletionResponse,
+    Choice,
+    CompletionChoice,
+    CompletionResponse,
+    ContentDelta,
+    Done,
+    EmbeddingResponse,
+    Model,
+    ReasoningDelta,
+    RefusalDelta,
+    ServerEvent,
+    StreamEvent,
+    TokenizeResult,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from ._stream import AsyncChatStream, ChatStream, StreamTimeoutError
+from ._sync import ChatCompletionBuilder, CompletionBuilder, EmbeddingBuilder, VllmClient
+from ._transport import MockResponse, MockTransport, PreparedRequest
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._async import (
+        AsyncChatCompletionBuilder,
+        AsyncCompletionBuilder,
+        AsyncEmbeddingBuilder,
+        AsyncVllmClient,
+    )
+    from ._tools import ToolSet, tool
+
+_LAZY = {
+    "AsyncVllmClient": "._async",
+    "AsyncChatCompletionBuilder": "._async",
+    "AsyncCompletionBuilder": "._async",
+    "AsyncEmbeddingBuilder": "._async",
+    "tool": "._tools",
+    "ToolSet": "._tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the async client (asyncio) and the tool helpers only when first used."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vllm_client' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "__version__",
+    # clients
+    "VllmClient",
+    "AsyncVllmClient",
+    "Timeout",
+    # builders
+    "ChatCompletionBuilder",
+    "CompletionBuilder",
+    "EmbeddingBuilder",
+    "AsyncChatCompletionBuilder",
+    "AsyncCompletionBuilder",
+    "AsyncEmbeddingBuilder",
+    # responses
+    "ChatCompletionResponse",
+    "Choice",
+    "CompletionChoice",
+    "CompletionResponse",
+    "EmbeddingResponse",
+    "Model",
+    "TokenizeResult",
+    "ToolCall",
+    "Usage",
+    # streaming
+    "ChatStream",
+    "AsyncChatStream",
+    "StreamEvent",
+    "ReasoningDelta",
+    "ContentDelta",
+    "RefusalDelta",
+    "ToolCallDelta",
+    "ToolCallComplete",
+    "UsageEvent",
+    "Done",
+    "ServerEvent",
+    # tools
+    "tool",
+    "ToolSet",
+    # errors
+    "VllmError",
+    "InvalidRequestError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "ResponseDecodeError",
+    "StreamError",
+    "StreamTimeoutError",
+    "ToolLoopError",
+    # testing
+    "MockTransport",
+    "MockResponse",
+    "PreparedRequest",
+]

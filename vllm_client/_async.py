@@ -1,0 +1,333 @@
+"""``AsyncVllmClient``: the asyncio client. aiohttp is imported when the first one is made."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import warnings
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from ._builders import ChatBody, CompletionBody, EmbeddingBody
+from ._config import TimeoutTypes, redact_url
+from ._core import _UNSET, ClientCore, Flow, T
+from ._exceptions import APIConnectionError, APITimeoutError, VllmError
+from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse, Model, TokenizeResult
+from ._stream import AsyncChatStream, StreamAccumulator
+from ._transport import AsyncTransport, MockTransport, PreparedRequest, Response, _why
+
+__all__ = ["AsyncVllmClient", "AsyncChatCompletionBuilder", "AsyncCompletionBuilder", "AsyncEmbeddingBuilder"]
+
+
+class AiohttpTransport:
+    """The async transport: one ``aiohttp.ClientSession``, created in the loop that first uses it."""
+
+    def __init__(self, *, limit: int = 256) -> None:
+        import aiohttp
+
+        self._aiohttp = aiohttp
+        self._limit = limit
+        self._session: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _get_session(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._session.closed:
+            aiohttp = self._aiohttp
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=0),
+                trust_env=True,
+                auto_decompress=True,
+            )
+            self._loop = loop
+        elif self._loop is not loop:
+            raise VllmError(
+                "this AsyncVllmClient was first used in another event loop; make one client per event loop "
+                "(e.g. create it inside the coroutine that asyncio.run() runs)"
+            )
+        return self._session
+
+    async def send(self, request: PreparedRequest) -> Response:
+        """Send; for a successful stream, return an open Response to iterate."""
+        aiohttp = self._aiohttp
+        session = self._get_session()
+        t = request.timeout
+        timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
+        url = request.url
+        try:
+            resp = await session.request(
+                request.method, url, data=request.body, headers=request.headers, timeout=timeout,
+            )
+        except asyncio.TimeoutError as e:
+            raise APITimeoutError(f"timed out talking to {redact_url(url)}: {_why(e) or 'timeout'}", url=url) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise APIConnectionError(f"could not reach {redact_url(url)}: {_why(e)}", url=url) from None
+        headers = resp.headers
+        if request.stream and resp.status < 400:
+            def close() -> None:
+                if resp.content.is_eof():
+                    resp.release()
+                else:
+                    resp.close()
+
+            return Response(resp.status, headers, url=url, achunks=self._iter(resp, url), close=close)
+        try:
+            body = await self._read(resp, url)
+        finally:
+            resp.release()
+        return Response(resp.status, headers, body, url=url)
+
+    async def _read(self, resp: Any, url: str) -> bytes:
+        try:
+            data: bytes = await resp.read()
+            return data
+        except asyncio.TimeoutError:
+            raise APITimeoutError(f"read timed out from {redact_url(url)}", url=url) from None
+        except (self._aiohttp.ClientError, OSError) as e:
+            raise APIConnectionError(f"connection to {redact_url(url)} broke: {_why(e)}", url=url) from None
+
+    async def _iter(self, resp: Any, url: str) -> AsyncIterator[bytes]:
+        try:
+            async for piece in resp.content.iter_any():
+                yield piece
+        except asyncio.TimeoutError:
+            raise APITimeoutError(f"read timed out from {redact_url(url)}", url=url) from None
+        except (self._aiohttp.ClientError, OSError) as e:
+            raise APIConnectionError(f"connection to {redact_url(url)} broke: {_why(e)}", url=url) from None
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+
+class _AsyncMock:
+    """Adapts a ``MockTransport`` to the async client."""
+
+    def __init__(self, mock: MockTransport) -> None:
+        self.mock = mock
+
+    async def send(self, request: PreparedRequest) -> Response:
+        return await self.mock.asend(request)
+
+    async def close(self) -> None:
+        await self.mock.aclose()
+
+
+class AsyncChatCompletionBuilder(ChatBody):
+    """Builds one chat completion request; ``await send()`` or ``await send_stream()``."""
+
+    _client: AsyncVllmClient
+
+    async def send(self) -> ChatCompletionResponse:
+        """Send and return the whole response (a ``.stream(True)`` request is streamed and accumulated)."""
+        if self._body.get("stream") is True or self._extra.get("stream") is True:
+            stream = await self.send_stream()
+            result: ChatCompletionResponse = await stream.final_response()
+            return result
+        c = self._client
+        return await c._run(c.builder_flow(self, ChatCompletionResponse.from_dict, "chat completion"))
+
+    async def send_stream(self) -> AsyncChatStream:
+        """Send with ``stream: true``; ``async for`` over the returned stream."""
+        c = self._client
+        response, url = await c._run(c.stream_flow(self))
+        return AsyncChatStream(response, StreamAccumulator(chat=True, url=url))
+
+
+class AsyncCompletionBuilder(CompletionBody):
+    """Builds one legacy text completion request (async)."""
+
+    _client: AsyncVllmClient
+
+    async def send(self) -> CompletionResponse:
+        """Send and return the whole response."""
+        if self._body.get("stream") is True or self._extra.get("stream") is True:
+            stream = await self.send_stream()
+            result: CompletionResponse = await stream.final_response()
+            return result
+        c = self._client
+        return await c._run(c.builder_flow(self, CompletionResponse.from_dict, "completion"))
+
+    async def send_stream(self) -> AsyncChatStream:
+        """Stream ``ContentDelta`` events, then ``Done`` with a ``CompletionResponse``."""
+        c = self._client
+        response, url = await c._run(c.stream_flow(self))
+        return AsyncChatStream(response, StreamAccumulator(chat=False, url=url))
+
+
+class AsyncEmbeddingBuilder(EmbeddingBody):
+    """Builds one embeddings request (async)."""
+
+    _client: AsyncVllmClient
+
+    async def send(self) -> EmbeddingResponse:
+        """Send and return the embeddings."""
+        c = self._client
+        return await c._run(c.builder_flow(self, EmbeddingResponse.from_dict, "embeddings"))
+
+
+class AsyncChatCompletions:
+    """``client.chat.completions()``."""
+
+    def __init__(self, client: AsyncVllmClient) -> None:
+        self._client = client
+
+    def create(self) -> AsyncChatCompletionBuilder:
+        """A new chat completion builder."""
+        return AsyncChatCompletionBuilder(self._client)
+
+
+class AsyncCompletions(AsyncChatCompletions):
+    """``client.completions()``."""
+
+    def create(self) -> AsyncCompletionBuilder:  # type: ignore[override]
+        """A new legacy completion builder."""
+        return AsyncCompletionBuilder(self._client)
+
+
+class AsyncEmbeddings(AsyncChatCompletions):
+    """``client.embeddings()``."""
+
+    def create(self) -> AsyncEmbeddingBuilder:  # type: ignore[override]
+        """A new embeddings builder."""
+        return AsyncEmbeddingBuilder(self._client)
+
+
+class AsyncChat:
+    """``client.chat``."""
+
+    def __init__(self, client: AsyncVllmClient) -> None:
+        self._client = client
+
+    def completions(self) -> AsyncChatCompletions:
+        """The chat completions endpoint: ``.create()`` gives a builder."""
+        return AsyncChatCompletions(self._client)
+
+
+class AsyncVllmClient(ClientCore):
+    """The asyncio client; same arguments and methods as ``VllmClient``, awaitable.
+
+    Use ``async with AsyncVllmClient(...) as client:`` or ``await client.aclose()``.
+    One client belongs to one event loop.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: TimeoutTypes = None,
+        max_retries: int = 2,
+        default_headers: Mapping[str, str] | None = None,
+        default_model: str | None = None,
+        transport: AsyncTransport | MockTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                         default_headers=default_headers, default_model=default_model)
+        self._owns_transport = True  # a copy made by with_options() shares it and does not close it
+        if isinstance(transport, MockTransport):
+            transport = _AsyncMock(transport)
+        self._transport: AsyncTransport = transport if transport is not None else AiohttpTransport()
+        self._closed = False
+        self.chat = AsyncChat(self)
+
+    def __repr__(self) -> str:
+        return self._repr()
+
+    async def _run(self, flow: Flow[T]) -> T:
+        """Run a flow: send what it asks to send, sleep what it asks to sleep."""
+        send = self._transport.send
+        value: Any = None
+        error: APIConnectionError | None = None
+        while True:
+            try:
+                step = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value = error = None
+            if step.__class__ is float:
+                await asyncio.sleep(step)  # type: ignore[arg-type]
+                continue
+            try:
+                value = await send(step)  # type: ignore[arg-type]
+            except APIConnectionError as e:
+                error = e
+
+    def completions(self) -> AsyncCompletions:
+        """Legacy text completions."""
+        return AsyncCompletions(self)
+
+    def embeddings(self) -> AsyncEmbeddings:
+        """Embeddings."""
+        return AsyncEmbeddings(self)
+
+    async def models(self) -> list[Model]:
+        """The models the server serves."""
+        return await self._run(self.models_flow())
+
+    async def health(self, timeout: float = 5.0) -> bool:
+        """True when ``/health`` answers 200; False otherwise. Never raises."""
+        try:
+            return await self._run(self.health_flow(timeout))
+        except Exception:
+            return False
+
+    async def version(self) -> str:
+        """The vLLM version."""
+        return await self._run(self.version_flow())
+
+    async def tokenize(self, text_or_messages: str | list[dict[str, Any]], model: str | None = None, *,
+                       add_special_tokens: bool | None = None) -> list[int]:
+        """Token ids of a text or of chat messages."""
+        result = await self.tokenize_result(text_or_messages, model, add_special_tokens=add_special_tokens)
+        return result.tokens
+
+    async def tokenize_result(self, text_or_messages: str | list[dict[str, Any]], model: str | None = None, *,
+                              add_special_tokens: bool | None = None,
+                              extra: Mapping[str, Any] | None = None) -> TokenizeResult:
+        """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
+        result: TokenizeResult = await self._run(
+            self.tokenize_flow(text_or_messages, model, add_special_tokens, extra))
+        return result
+
+    async def detokenize(self, tokens: list[int], model: str | None = None) -> str:
+        """The text of token ids."""
+        return await self._run(self.detokenize_flow(tokens, model))
+
+    def with_options(self, *, timeout: Any = _UNSET, max_retries: Any = _UNSET,
+                     default_headers: Any = _UNSET) -> AsyncVllmClient:
+        """A copy with some options changed, sharing this client's connection pool."""
+        copy = AsyncVllmClient(**self._options(timeout, max_retries, default_headers), transport=self._transport)
+        copy._resolved_model = self._resolved_model
+        copy._owns_transport = False
+        return copy
+
+    async def aclose(self) -> None:
+        """Close the connection pool (safe to call twice)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_transport:
+                r = self._transport.close()
+                if inspect.isawaitable(r):
+                    await r
+
+    close = aclose
+
+    async def __aenter__(self) -> AsyncVllmClient:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if getattr(self, "_closed", True) or not getattr(self, "_owns_transport", False):
+            return
+        if isinstance(transport, AiohttpTransport) and transport._session is not None:
+            warnings.warn("AsyncVllmClient was not closed: use `async with AsyncVllmClient(...)` "
+                          "or `await client.aclose()`", ResourceWarning, stacklevel=1)

@@ -1,0 +1,5 @@
+"""The ``vllm-client`` console script (placeholder)."""
+
+
+def main() -> int:
+    return 0

@@ -1,0 +1,129 @@
+"""Client configuration as small value objects: timeouts, base URL, headers."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Union
+from urllib.parse import urlsplit, urlunsplit
+
+from ._exceptions import InvalidRequestError
+from ._version import __version__
+
+DEFAULT_BASE_URL = "http://localhost:8000/v1"
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 600.0
+USER_AGENT = f"vllm_client/{__version__} (python)"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeout:
+    """Timeouts in seconds.
+
+    ``connect``: establishing the connection. ``read``: the longest gap between
+    two pieces of the answer (so a long stream that keeps sending never times
+    out). ``total``: the whole request, retries excluded; None for no limit.
+    """
+
+    connect: float | None = DEFAULT_CONNECT_TIMEOUT
+    read: float | None = DEFAULT_READ_TIMEOUT
+    total: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise InvalidRequestError(f"Timeout({name}={v!r}): expected a positive number of seconds or None")
+
+
+TimeoutTypes = Union[float, int, Timeout, None]
+
+
+def to_timeout(value: TimeoutTypes, *, what: str = "timeout") -> Timeout:
+    """A ``Timeout`` from a number of seconds (connect and read), a Timeout, or None (defaults)."""
+    if value is None:
+        return Timeout()
+    if isinstance(value, Timeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequestError(f"{what}={value!r}: expected seconds (a number) or Timeout(...)")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise InvalidRequestError(f"{what}={value!r}: expected a positive number of seconds")
+    return Timeout(connect=v, read=v)
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The base URL to use: the argument, else $VLLM_BASE_URL, $OPENAI_BASE_URL, the default.
+
+    Checks that it is an http(s) URL with a host; drops a trailing slash.
+    """
+    url = base_url or os.environ.get("VLLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    if not isinstance(url, str):
+        raise InvalidRequestError(f"base_url={url!r}: expected a string such as {DEFAULT_BASE_URL!r}")
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequestError(
+            f"base_url={redact_url(url)!r}: expected an http:// or https:// URL such as {DEFAULT_BASE_URL!r}"
+        )
+    if any(c in url for c in "\r\n\t "):
+        raise InvalidRequestError(f"base_url={redact_url(url)!r}: contains whitespace or line breaks")
+    return url.rstrip("/")
+
+
+def server_root(base_url: str) -> str:
+    """The server root, where vLLM serves /health, /version and /tokenize: the base URL minus ``/v1``."""
+    return base_url[:-3] if base_url.endswith("/v1") else base_url
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password@ replaced, safe to print."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+def check_header(name: object, value: object) -> None:
+    """Refuse header names/values that could split a request (CR/LF) or are not strings."""
+    if not isinstance(name, str) or not name or any(c in name for c in "\r\n:\0 "):
+        raise InvalidRequestError(f"header name {name!r}: expected a non-empty token without CR/LF, ':' or spaces")
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"header {name!r}: value must be a str, got {type(value).__name__}")
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise InvalidRequestError(f"header {name!r}: value contains CR, LF or NUL")
+
+
+def build_headers(api_key: str | None, default_headers: Mapping[str, str] | None) -> dict[str, str]:
+    """The headers every request carries."""
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+    if api_key:
+        check_header("Authorization", api_key)
+        headers["Authorization"] = f"Bearer {api_key}"
+    for k, v in (default_headers or {}).items():
+        check_header(k, v)
+        headers[k] = v
+    return headers
+
+
+def resolve_api_key(api_key: str | None) -> str | None:
+    """The argument, else $VLLM_API_KEY, else $OPENAI_API_KEY, else None."""
+    key = api_key if api_key is not None else (os.environ.get("VLLM_API_KEY") or os.environ.get("OPENAI_API_KEY"))
+    if key is not None and not isinstance(key, str):
+        raise InvalidRequestError("api_key: expected a string")
+    return key or None

@@ -1,0 +1,263 @@
+"""The client's pure core: configuration and request flows, shared by both clients.
+
+A *flow* is a generator that decides everything and does no I/O. It yields
+``PreparedRequest`` (the driver sends it and sends back the ``Response``, or
+throws the ``APIConnectionError`` in) or a ``float`` (the driver sleeps that
+long), and finally returns its result. ``VllmClient`` and ``AsyncVllmClient``
+each have one small driver loop that runs flows; everything else is here,
+written once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, TypeVar
+
+import orjson
+
+from ._config import (
+    Timeout,
+    TimeoutTypes,
+    build_headers,
+    check_header,
+    redact_url,
+    resolve_api_key,
+    resolve_base_url,
+    server_root,
+    to_timeout,
+)
+from ._exceptions import APIConnectionError, InvalidRequestError, error_from_response
+from ._models import Model, load_json_object
+from ._retry import decide
+from ._transport import PreparedRequest, Response
+from ._validate import integer
+
+T = TypeVar("T")
+Flow = Generator["PreparedRequest | float", Any, T]
+
+_UNSET: Any = object()
+
+
+class ClientCore:
+    """Configuration and request logic common to ``VllmClient`` and ``AsyncVllmClient``."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: TimeoutTypes = None,
+        max_retries: int = 2,
+        default_headers: Mapping[str, str] | None = None,
+        default_model: str | None = None,
+    ) -> None:
+        self.base_url = resolve_base_url(base_url)
+        self._api_key = resolve_api_key(api_key)
+        self.timeout: Timeout = to_timeout(timeout)
+        self.max_retries = integer("max_retries", max_retries, lo=0)
+        if default_headers is not None and not isinstance(default_headers, Mapping):
+            raise InvalidRequestError("default_headers: expected a dict of str to str")
+        self._default_headers = dict(default_headers or {})
+        self.headers = build_headers(self._api_key, self._default_headers)
+        if default_model is not None and (not isinstance(default_model, str) or not default_model):
+            raise InvalidRequestError(f"default_model={default_model!r}: expected a non-empty string")
+        self.default_model = default_model
+        self._resolved_model: str | None = None
+        self._model_lock = threading.Lock()
+
+    # -- configuration -------------------------------------------------------
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key in use (never shown by repr)."""
+        return self._api_key
+
+    def _options(self, timeout: Any, max_retries: Any, default_headers: Any) -> dict[str, Any]:
+        """Constructor arguments for a copy with some options changed (``with_options``)."""
+        headers = dict(self._default_headers)
+        if default_headers is not _UNSET:
+            headers.update(default_headers or {})
+        return {
+            "base_url": self.base_url,
+            "api_key": self._api_key,
+            "timeout": self.timeout if timeout is _UNSET else timeout,
+            "max_retries": self.max_retries if max_retries is _UNSET else max_retries,
+            "default_headers": headers,
+            "default_model": self.default_model,
+        }
+
+    def _repr(self) -> str:
+        key = ", api_key=***" if self._api_key else ""
+        return f"{type(self).__name__}(base_url={redact_url(self.base_url)!r}{key}, max_retries={self.max_retries})"
+
+    def url(self, path: str, *, root: bool = False) -> str:
+        """The full URL of an API path (``/chat/completions``) or, with root, a server-root path (``/health``)."""
+        return (server_root(self.base_url) if root else self.base_url) + path
+
+    def prepare(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+        timeout: Timeout | None = None,
+        root: bool = False,
+    ) -> PreparedRequest:
+        """Build the request: URL, merged headers, JSON body serialized once."""
+        hdrs = self.headers
+        if headers:
+            hdrs = dict(hdrs)
+            for k, v in headers.items():
+                check_header(k, v)
+                hdrs[k] = v
+        if stream:
+            if hdrs is self.headers:
+                hdrs = dict(hdrs)
+            hdrs["Accept"] = "text/event-stream"
+        data = None
+        if body is not None:
+            try:
+                data = orjson.dumps(body)
+            except TypeError as e:
+                raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
+        return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream)
+
+    # -- flows ---------------------------------------------------------------
+
+    def send_flow(self, request: PreparedRequest) -> Flow[Response]:
+        """Send with the retry policy; return the first non-error Response, or raise the typed error.
+
+        Connection errors and 408/409/429/5xx are retried (honouring Retry-After);
+        other 4xx never are.
+        """
+        attempt = 0
+        while True:
+            try:
+                response: Response = yield request
+            except APIConnectionError as e:
+                delay = decide(attempt, self.max_retries, error=e)
+                if delay is None:
+                    raise
+            else:
+                if response.status < 400:
+                    return response
+                delay = decide(attempt, self.max_retries, status=response.status, headers=response.headers)
+                if delay is None:
+                    raise error_from_response(
+                        response.status, response.headers, response.body,
+                        url=redact_url(request.url), method=request.method,
+                    )
+            yield delay
+            attempt += 1
+
+    def json_flow(self, request: PreparedRequest, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
+        """Send, then parse the JSON object body with ``parse``."""
+        response = yield from self.send_flow(request)
+        obj = load_json_object(response.body, what=what, url=redact_url(request.url), status=response.status)
+        return parse(obj)
+
+    def models_flow(self) -> Flow[list[Model]]:
+        """``GET /models`` as a list of ``Model``."""
+        def parse(obj: dict[str, Any]) -> list[Model]:
+            data = obj.get("data")
+            if not isinstance(data, list):
+                from ._exceptions import ResponseDecodeError
+
+                raise ResponseDecodeError("models: expected a 'data' list", body=obj)
+            return [Model.from_dict(m) for m in data]
+
+        return (yield from self.json_flow(self.prepare("GET", "/models"), parse, "models"))
+
+    def model_flow(self, body: dict[str, Any]) -> Flow[None]:
+        """Fill in ``body["model"]`` when the builder set none: the client's default_model,
+        else the one model the server serves (asked once, then remembered)."""
+        if "model" in body:
+            return
+        if self.default_model:
+            body["model"] = self.default_model
+            return
+        if self._resolved_model is None:
+            models = yield from self.models_flow()
+            ids = [m.id for m in models if m.id]
+            if len(ids) != 1:
+                served = ", ".join(ids) if ids else "none"
+                raise InvalidRequestError(
+                    f"no model given and the server at {redact_url(self.base_url)} serves "
+                    f"{len(ids)} models ({served}): call .model(...) or pass default_model="
+                )
+            with self._model_lock:
+                self._resolved_model = ids[0]
+        body["model"] = self._resolved_model
+
+    # -- endpoint flows (shared by both clients) -----------------------------
+
+    def builder_flow(self, builder: Any, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
+        """Send a builder's request (not streamed) and parse the answer."""
+        body, headers, timeout = builder._request_parts(False)
+        if getattr(builder, "_needs_model", True):
+            yield from self.model_flow(body)
+        req = self.prepare("POST", builder._path, body, headers=headers, timeout=timeout)
+        return (yield from self.json_flow(req, parse, what))
+
+    def stream_flow(self, builder: Any) -> Flow[tuple[Response, str]]:
+        """Open a builder's stream (retried only until the server answers); return the open Response."""
+        body, headers, timeout = builder._request_parts(True)
+        yield from self.model_flow(body)
+        req = self.prepare("POST", builder._path, body, stream=True, headers=headers, timeout=timeout)
+        response = yield from self.send_flow(req)
+        return response, redact_url(req.url)
+
+    def health_flow(self, timeout: float) -> Flow[bool]:
+        """``GET /health`` at the server root: True on 200, False otherwise (never raises)."""
+        req = self.prepare("GET", "/health", root=True, timeout=Timeout(connect=timeout, read=timeout))
+        try:
+            response: Response = yield req
+        except APIConnectionError:
+            return False
+        return response.status == 200
+
+    def version_flow(self) -> Flow[str]:
+        """``GET /version`` at the server root."""
+        def parse(obj: dict[str, Any]) -> str:
+            return str(obj.get("version", ""))
+
+        return (yield from self.json_flow(self.prepare("GET", "/version", root=True), parse, "version"))
+
+    def tokenize_flow(self, text_or_messages: Any, model: str | None, add_special_tokens: bool | None,
+                      extra: Mapping[str, Any] | None) -> Flow[Any]:
+        """``POST /tokenize`` at the server root, with a prompt or chat messages."""
+        from ._models import TokenizeResult
+        from ._validate import messages as check_messages
+
+        body: dict[str, Any] = {}
+        if model is not None:
+            body["model"] = model
+        if isinstance(text_or_messages, str):
+            body["prompt"] = text_or_messages
+        elif isinstance(text_or_messages, list):
+            body["messages"] = check_messages("tokenize", text_or_messages)
+        else:
+            raise InvalidRequestError(f"tokenize({text_or_messages!r:.60}): expected text or a list of messages")
+        if add_special_tokens is not None:
+            body["add_special_tokens"] = bool(add_special_tokens)
+        if extra:
+            body.update(extra)
+        req = self.prepare("POST", "/tokenize", body, root=True)
+        return (yield from self.json_flow(req, TokenizeResult.from_dict, "tokenize"))
+
+    def detokenize_flow(self, tokens: Any, model: str | None) -> Flow[str]:
+        """``POST /detokenize`` at the server root."""
+        from ._validate import int_list
+
+        body: dict[str, Any] = {"tokens": int_list("detokenize", tokens)}
+        if model is not None:
+            body["model"] = model
+
+        def parse(obj: dict[str, Any]) -> str:
+            prompt = obj.get("prompt")
+            return prompt if isinstance(prompt, str) else ""
+
+        return (yield from self.json_flow(self.prepare("POST", "/detokenize", body, root=True), parse, "detokenize"))

@@ -1,0 +1,338 @@
+"""Every error the SDK raises, readable top to bottom.
+
+::
+
+    VllmError
+    ├── InvalidRequestError (also ValueError)   bad input, caught before anything is sent
+    ├── APIConnectionError                      no usable answer: refused, reset, DNS, TLS ...
+    │   └── APITimeoutError                     connect / read / total timeout fired
+    ├── APIStatusError                          the server answered 4xx / 5xx
+    │   ├── BadRequestError             400
+    │   ├── AuthenticationError         401
+    │   ├── PermissionDeniedError       403
+    │   ├── NotFoundError               404
+    │   ├── ConflictError               409
+    │   ├── UnprocessableEntityError    422
+    │   ├── RateLimitError              429
+    │   └── InternalServerError         5xx
+    ├── ResponseDecodeError                     the body is not the JSON that was promised
+    ├── StreamError                             a stream failed after it started (keeps .partial)
+    └── ToolLoopError                           the model still wanted tools after max_rounds
+
+``error_from_response`` turns a status, headers and body (in any of the error
+shapes real servers send) into the right ``APIStatusError`` subclass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "VllmError",
+    "InvalidRequestError",
+    "APIConnectionError",
+    "APITimeoutError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "ResponseDecodeError",
+    "StreamError",
+    "ToolLoopError",
+    "error_from_response",
+]
+
+# How much of a server's message goes into the one-line str(e).
+_MAX_LINE = 500
+
+
+def _one_line(text: str, limit: int = _MAX_LINE) -> str:
+    """Collapse whitespace (vLLM's validation messages span lines) and trim."""
+    text = " ".join(text.split())
+    if len(text) > limit:
+        text = text[: limit - 3].rstrip() + "..."
+    return text
+
+
+class VllmError(Exception):
+    """Base class of every error raised by vllm_client."""
+
+
+class InvalidRequestError(VllmError, ValueError):
+    """The request was rejected before sending: a setter got a bad value."""
+
+
+class APIConnectionError(VllmError):
+    """The server could not be reached, or the connection failed before a full answer."""
+
+    def __init__(self, message: str, *, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read (gap between bytes) or total timeout fired."""
+
+
+class APIStatusError(VllmError):
+    """The server answered with an HTTP error status.
+
+    ``message`` is the server's own message verbatim; ``body`` is the parsed JSON
+    body when it was JSON, else its text; ``type``/``code``/``param`` come from
+    the error object when the server sent one.
+    """
+
+    status_code: int
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        type: str | None = None,
+        code: Any = None,
+        param: Any = None,
+        url: str | None = None,
+        method: str | None = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.body = body
+        self.headers: dict[str, str] = dict(headers or {})
+        self.type = type
+        self.code = code
+        self.param = param
+        self.url = url
+        self.method = method
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        where = f" from {self.method} {self.url}" if self.url else ""
+        msg = _one_line(self.message) if self.message else "(empty body)"
+        hint = _HINTS.get(self.status_code)
+        if hint is None and self.status_code >= 500:
+            hint = "the server failed; retry later or check the server log"
+        return f"HTTP {self.status_code}{where}: {msg}" + (f" ({hint})" if hint else "")
+
+    @property
+    def request_id(self) -> str | None:
+        """The ``x-request-id`` response header, when the server sent one."""
+        for k, v in self.headers.items():
+            if k.lower() == "x-request-id":
+                return v
+        return None
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: the server rejected the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: missing or wrong API key."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403: the key may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404: unknown model or route."""
+
+
+class ConflictError(APIStatusError):
+    """HTTP 409."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """HTTP 422: the body did not validate."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429: too many requests (retried per the client's policy first)."""
+
+
+class InternalServerError(APIStatusError):
+    """HTTP 5xx: the server failed (retried per the client's policy first)."""
+
+
+_HINTS = {
+    401: "check the API key (api_key= or $VLLM_API_KEY)",
+    403: "the API key is not allowed to do this",
+    404: "check the model name and the base URL",
+    429: "rate limited; slow down or raise max_retries",
+}
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+class ResponseDecodeError(VllmError):
+    """The server's body was not the JSON the SDK expected; ``body`` keeps what arrived."""
+
+    def __init__(
+        self, message: str, *, body: Any = None, status_code: int | None = None, url: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.body = body
+        self.status_code = status_code
+        self.url = url
+
+
+class StreamError(VllmError):
+    """A stream failed after it started.
+
+    ``partial`` is the response accumulated from every event received before the
+    failure (a ``ChatCompletionResponse`` or ``CompletionResponse``), so no token is
+    lost. For an error the server sent inside the stream, ``message``/``type``/
+    ``code`` are the server's and ``body`` is the error object.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial: Any = None,
+        body: Any = None,
+        type: str | None = None,
+        code: Any = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.partial = partial
+        self.body = body
+        self.type = type
+        self.code = code
+        self.status_code = status_code
+
+
+class ToolLoopError(VllmError):
+    """The model still asked for tools after ``max_rounds``; ``messages`` holds the history."""
+
+    def __init__(self, message: str, *, messages: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.messages = messages or []
+
+
+# ---------------------------------------------------------------------------
+# error bodies -> typed errors
+
+_TAG = re.compile(rb"<[^>]*>")
+_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+
+
+def _text_message(body: bytes) -> str:
+    """A readable message from a non-JSON body (plain text or an HTML page)."""
+    head = body[:200].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")) or b"<body" in body[:2000].lower():
+        m = _TITLE.search(body)
+        raw = m.group(1) if m else _TAG.sub(b" ", body)
+        return _one_line(raw.decode("utf-8", "replace"), 300)
+    return body.decode("utf-8", "replace").strip()
+
+
+def parse_error_object(obj: Any) -> tuple[str | None, str | None, Any, Any]:
+    """(message, type, code, param) from any error shape we meet, or Nones.
+
+    Shapes: OpenAI / vLLM ``{"error": {"message", "type", "code", "param"}}``;
+    ``{"error": "text"}`` (Ollama, llama.cpp); vLLM's older flat
+    ``{"object": "error", "message", "type", "code"}``; FastGPT
+    ``{"code", "statusText", "message"}``; FastAPI ``{"detail": ...}``;
+    anything with a ``message`` string.
+    """
+    if not isinstance(obj, dict):
+        return None, None, None, None
+    err = obj.get("error")
+    if isinstance(err, dict):
+        msg = err.get("message")
+        if msg is None and isinstance(err.get("msg"), str):
+            msg = err["msg"]
+        return (
+            msg if isinstance(msg, str) else (None if msg is None else str(msg)),
+            err.get("type") if isinstance(err.get("type"), str) else None,
+            err.get("code"),
+            err.get("param"),
+        )
+    if isinstance(err, str) and err:
+        return err, obj.get("type") if isinstance(obj.get("type"), str) else None, obj.get("code"), None
+    msg = obj.get("message")
+    if isinstance(msg, str):
+        typ = obj.get("type")
+        if not isinstance(typ, str):
+            typ = obj.get("statusText") if isinstance(obj.get("statusText"), str) else None
+        return msg, typ, obj.get("code"), obj.get("param")
+    detail = obj.get("detail")
+    if isinstance(detail, str):
+        return detail, None, None, None
+    if isinstance(detail, list) and detail:
+        parts = []
+        for d in detail:
+            if isinstance(d, dict):
+                loc = ".".join(str(x) for x in d.get("loc", []) if x is not None)
+                parts.append(f"{loc}: {d.get('msg', d)}" if loc else str(d.get("msg", d)))
+            else:
+                parts.append(str(d))
+        return "; ".join(parts), None, None, None
+    return None, None, None, None
+
+
+def decode_body(body: bytes) -> Any:
+    """The parsed JSON when the body is JSON, else its text."""
+    stripped = body.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return body.decode("utf-8", "replace")
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str] | None,
+    body: bytes,
+    *,
+    url: str | None = None,
+    method: str | None = None,
+) -> APIStatusError:
+    """The typed error for an HTTP error answer, whatever shape its body has."""
+    parsed = decode_body(body)
+    message: str | None
+    if isinstance(parsed, str):
+        message, typ, code, param = (_text_message(body) if body else ""), None, None, None
+    else:
+        message, typ, code, param = parse_error_object(parsed)
+        if message is None:
+            message = _one_line(body.decode("utf-8", "replace"), 300)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    return cls(
+        message,
+        status_code=status,
+        body=parsed,
+        headers=headers,
+        type=typ,
+        code=code,
+        param=param,
+        url=url,
+        method=method,
+    )

@@ -1,0 +1,561 @@
+"""Responses, tool calls, usage and stream events: slotted dataclasses parsed from dicts.
+
+Parsing is defensive: whatever JSON a server sends, either a typed object comes
+out or a ``ResponseDecodeError`` that keeps the body, never an AttributeError or
+KeyError from inside the SDK.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+from ._exceptions import _BY_STATUS, APIStatusError, InternalServerError, ResponseDecodeError, parse_error_object
+
+__all__ = [
+    "Usage",
+    "ToolCall",
+    "Choice",
+    "ChatCompletionResponse",
+    "CompletionChoice",
+    "CompletionResponse",
+    "Model",
+    "EmbeddingResponse",
+    "TokenizeResult",
+    "ReasoningDelta",
+    "ContentDelta",
+    "RefusalDelta",
+    "ToolCallDelta",
+    "ToolCallComplete",
+    "UsageEvent",
+    "Done",
+    "ServerEvent",
+    "StreamEvent",
+]
+
+
+def _int(v: Any) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def _dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts. ``reasoning_tokens`` / ``cached_tokens`` are None unless reported."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Usage | None:
+        """Parse a ``usage`` object; None for null or a non-object."""
+        if not isinstance(d, dict):
+            return None
+        prompt = _int(d.get("prompt_tokens")) or 0
+        completion = _int(d.get("completion_tokens")) or 0
+        total = _int(d.get("total_tokens"))
+        details = _dict(d.get("completion_tokens_details"))
+        pdetails = _dict(d.get("prompt_tokens_details"))
+        cached = _int(pdetails.get("cached_tokens"))
+        if cached is None:
+            cached = _int(d.get("prompt_cache_hit_tokens"))  # DeepSeek
+        return cls(
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total if total is not None else prompt + completion,
+            reasoning_tokens=_int(details.get("reasoning_tokens")),
+            cached_tokens=cached,
+            raw=d,
+        )
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One function call the model asked for. ``arguments`` is the JSON text as sent."""
+
+    id: str | None
+    name: str
+    arguments: str
+    type: str = "function"
+
+    def arguments_json(self) -> dict[str, Any]:
+        """The arguments parsed as a JSON object (``{}`` for empty arguments).
+
+        Raises ``ResponseDecodeError`` (with the text in ``.body``) when the model
+        produced invalid JSON or something other than an object.
+        """
+        text = self.arguments.strip()
+        if not text:
+            return {}
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as e:
+            raise ResponseDecodeError(
+                f"tool call {self.name!r}: arguments are not valid JSON ({e}): {text[:200]!r}", body=self.arguments
+            ) from None
+        if not isinstance(value, dict):
+            raise ResponseDecodeError(
+                f"tool call {self.name!r}: arguments are JSON but not an object: {text[:200]!r}", body=self.arguments
+            )
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI wire form, as it goes back into a message history."""
+        d: dict[str, Any] = {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
+        if self.id is None:
+            del d["id"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ToolCall:
+        """Parse one ``tool_calls`` entry (arguments given as an object are re-encoded)."""
+        d = _dict(d)
+        fn = _dict(d.get("function"))
+        args = fn.get("arguments")
+        if args is None:
+            args = ""
+        elif not isinstance(args, str):
+            args = orjson.dumps(args).decode()
+        return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function")
+
+
+def split_content(content: Any) -> tuple[str | None, str | None]:
+    """(text, reasoning) from a message ``content``: a string, or a list of parts.
+
+    Parts of type ``text`` make the text; Mistral's ``thinking`` parts (their
+    ``thinking`` list of text parts) make reasoning.
+    """
+    if content is None or isinstance(content, str):
+        return content, None
+    if not isinstance(content, list):
+        return str(content), None
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            text.append(part)
+        elif isinstance(part, dict):
+            ptype = part.get("type")
+            if ptype == "thinking":
+                inner = part.get("thinking")
+                if isinstance(inner, str):
+                    thinking.append(inner)
+                else:
+                    for p in _list(inner):
+                        if isinstance(p, dict) and isinstance(p.get("text"), str):
+                            thinking.append(p["text"])
+            elif isinstance(part.get("text"), str):
+                text.append(part["text"])
+    return "".join(text), ("".join(thinking) if thinking else None)
+
+
+@dataclass(slots=True)
+class Choice:
+    """One choice of a chat completion (one per ``n``)."""
+
+    index: int
+    content: str | None
+    reasoning_content: str | None
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    refusal: str | None = None
+    logprobs: Any = None
+    stop_reason: Any = None
+    message: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Any, position: int = 0) -> Choice:
+        """Parse a choice of a ``chat.completion`` body."""
+        d = _dict(d)
+        msg = _dict(d.get("message"))
+        content, part_reasoning = split_content(msg.get("content"))
+        reasoning = msg.get("reasoning_content")
+        if reasoning is None:
+            reasoning = msg.get("reasoning")
+        if reasoning is None:
+            reasoning = part_reasoning
+        index = _int(d.get("index"))
+        return cls(
+            index=position if index is None else index,
+            content=content,
+            reasoning_content=_str(reasoning),
+            tool_calls=[ToolCall.from_dict(tc) for tc in _list(msg.get("tool_calls"))],
+            finish_reason=_str(d.get("finish_reason")),
+            refusal=_str(msg.get("refusal")),
+            logprobs=d.get("logprobs"),
+            stop_reason=d.get("stop_reason"),
+            message=msg,
+        )
+
+    def history_message(self) -> dict[str, Any]:
+        """The assistant message as a dict, ready to append to a conversation."""
+        out: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
+        elif out["content"] is None:
+            out["content"] = ""
+        return out
+
+
+def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, status: int = 200) -> None:
+    """A 200 body that is really an error (``{"error": ...}`` or ``{"object": "error"}``) raises."""
+    if "error" in obj or obj.get("object") == "error":
+        message, typ, code, param = parse_error_object(obj)
+        if message is None and "error" in obj and not obj["error"]:
+            return  # "error": null / "" is not an error
+        status_code = code if isinstance(code, int) and 400 <= code <= 599 else status
+        cls = _BY_STATUS.get(status_code) or (InternalServerError if status_code >= 500 else APIStatusError)
+        raise cls(
+            message or "the server answered with an error object",
+            status_code=status_code,
+            body=obj,
+            type=typ,
+            code=code,
+            param=param,
+            url=url,
+        )
+
+
+def load_json_object(body: bytes, *, what: str, url: str | None = None, status: int = 200) -> dict[str, Any]:
+    """Parse a response body that must be a JSON object; typed errors otherwise."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        preview = body[:200].decode("utf-8", "replace")
+        raise ResponseDecodeError(
+            f"{what}: the server's body is not valid JSON ({e}); it starts {preview!r}",
+            body=body.decode("utf-8", "replace"),
+            status_code=status,
+            url=url,
+        ) from None
+    if not isinstance(obj, dict):
+        raise ResponseDecodeError(
+            f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=url
+        )
+    raise_for_error_object(obj, url=url, status=status)
+    return obj
+
+
+@dataclass(slots=True)
+class ChatCompletionResponse:
+    """A chat completion. Top-level ``content``/``reasoning_content``/``tool_calls``/
+    ``finish_reason``/``refusal``/``message`` are those of the first choice."""
+
+    raw: dict[str, Any] = field(repr=False)
+    id: str | None
+    object: str | None
+    created: int | None
+    model: str | None
+    choices: list[Choice]
+    usage: Usage | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChatCompletionResponse:
+        """Parse a ``chat.completion`` object (already checked to be a dict)."""
+        choices_raw = d.get("choices")
+        if choices_raw is not None and not isinstance(choices_raw, list):
+            raise ResponseDecodeError(
+                f"chat completion: 'choices' should be a list, got {type(choices_raw).__name__}", body=d
+            )
+        return cls(
+            raw=d,
+            id=_str(d.get("id")) or None,
+            object=_str(d.get("object")) or None,
+            created=_int(d.get("created")),
+            model=_str(d.get("model")) or None,
+            choices=[Choice.from_dict(c, i) for i, c in enumerate(choices_raw or [])],
+            usage=Usage.from_dict(d.get("usage")),
+        )
+
+    @property
+    def _first(self) -> Choice | None:
+        return self.choices[0] if self.choices else None
+
+    @property
+    def content(self) -> str | None:
+        """The text of the first choice (None when the model sent none)."""
+        c = self._first
+        return c.content if c else None
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """The reasoning ("thinking") text, from ``reasoning_content`` or ``reasoning``."""
+        c = self._first
+        return c.reasoning_content if c else None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls of the first choice; an empty list when none."""
+        c = self._first
+        return c.tool_calls if c else []
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why generation stopped: "stop", "length", "tool_calls", ..."""
+        c = self._first
+        return c.finish_reason if c else None
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal text when the model refused."""
+        c = self._first
+        return c.refusal if c else None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message as a dict, ready to append to a history."""
+        c = self._first
+        return c.history_message() if c else {"role": "assistant", "content": ""}
+
+
+@dataclass(slots=True)
+class CompletionChoice:
+    """One choice of a legacy text completion."""
+
+    index: int
+    text: str
+    finish_reason: str | None
+    logprobs: Any = None
+    stop_reason: Any = None
+
+    @classmethod
+    def from_dict(cls, d: Any, position: int = 0) -> CompletionChoice:
+        """Parse a choice of a ``text_completion`` body."""
+        d = _dict(d)
+        index = _int(d.get("index"))
+        return cls(
+            index=position if index is None else index,
+            text=_str(d.get("text")) or "",
+            finish_reason=_str(d.get("finish_reason")),
+            logprobs=d.get("logprobs"),
+            stop_reason=d.get("stop_reason"),
+        )
+
+
+@dataclass(slots=True)
+class CompletionResponse:
+    """A legacy text completion; ``text``/``finish_reason`` are the first choice's."""
+
+    raw: dict[str, Any] = field(repr=False)
+    id: str | None
+    object: str | None
+    created: int | None
+    model: str | None
+    choices: list[CompletionChoice]
+    usage: Usage | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CompletionResponse:
+        """Parse a ``text_completion`` object."""
+        choices_raw = d.get("choices")
+        if choices_raw is not None and not isinstance(choices_raw, list):
+            raise ResponseDecodeError("completion: 'choices' should be a list", body=d)
+        return cls(
+            raw=d,
+            id=_str(d.get("id")) or None,
+            object=_str(d.get("object")) or None,
+            created=_int(d.get("created")),
+            model=_str(d.get("model")) or None,
+            choices=[CompletionChoice.from_dict(c, i) for i, c in enumerate(choices_raw or [])],
+            usage=Usage.from_dict(d.get("usage")),
+        )
+
+    @property
+    def text(self) -> str:
+        """The text of the first choice."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why generation of the first choice stopped."""
+        return self.choices[0].finish_reason if self.choices else None
+
+
+@dataclass(slots=True)
+class Model:
+    """A model the server serves (``GET /v1/models``)."""
+
+    id: str
+    owned_by: str | None = None
+    created: int | None = None
+    max_model_len: int | None = None
+    root: str | None = None
+    parent: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Model:
+        """Parse one entry of the models list."""
+        d = _dict(d)
+        return cls(
+            id=_str(d.get("id")) or "",
+            owned_by=_str(d.get("owned_by")),
+            created=_int(d.get("created")),
+            max_model_len=_int(d.get("max_model_len")),
+            root=_str(d.get("root")),
+            parent=_str(d.get("parent")),
+            raw=d,
+        )
+
+
+def _decode_embedding(v: Any) -> list[float]:
+    if isinstance(v, list):
+        return v
+    if isinstance(v, str):
+        import struct
+
+        raw = base64.b64decode(v)
+        return list(struct.unpack(f"<{len(raw) // 4}f", raw[: len(raw) // 4 * 4]))
+    raise ResponseDecodeError(f"embedding: expected a list of floats or base64 text, got {type(v).__name__}", body=v)
+
+
+@dataclass(slots=True)
+class EmbeddingResponse:
+    """Embeddings in input order; base64 answers are decoded (little-endian float32)."""
+
+    raw: dict[str, Any] = field(repr=False)
+    embeddings: list[list[float]]
+    model: str | None
+    usage: Usage | None
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EmbeddingResponse:
+        """Parse an embeddings ``list`` object."""
+        data = d.get("data")
+        if not isinstance(data, list):
+            raise ResponseDecodeError("embeddings: 'data' should be a list", body=d)
+        items = sorted((x for x in data if isinstance(x, dict)), key=lambda x: _int(x.get("index")) or 0)
+        return cls(
+            raw=d,
+            embeddings=[_decode_embedding(x.get("embedding")) for x in items],
+            model=_str(d.get("model")),
+            usage=Usage.from_dict(d.get("usage")),
+        )
+
+
+@dataclass(slots=True)
+class TokenizeResult:
+    """The answer of vLLM's ``/tokenize``."""
+
+    tokens: list[int]
+    count: int
+    max_model_len: int | None = None
+    token_strs: list[str] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TokenizeResult:
+        """Parse a ``/tokenize`` body."""
+        tokens = d.get("tokens")
+        if not isinstance(tokens, list):
+            raise ResponseDecodeError("tokenize: 'tokens' should be a list", body=d)
+        count = _int(d.get("count"))
+        strs = d.get("token_strs")
+        return cls(
+            tokens=tokens,
+            count=len(tokens) if count is None else count,
+            max_model_len=_int(d.get("max_model_len")),
+            token_strs=strs if isinstance(strs, list) else None,
+            raw=d,
+        )
+
+
+# ---------------------------------------------------------------------------
+# stream events
+
+
+@dataclass(slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking") text."""
+
+    type: ClassVar[Literal["reasoning"]] = "reasoning"
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True)
+class ContentDelta:
+    """A piece of the answer text."""
+
+    type: ClassVar[Literal["content"]] = "content"
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True)
+class RefusalDelta:
+    """A piece of a refusal message."""
+
+    type: ClassVar[Literal["refusal"]] = "refusal"
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call as it streams in (``arguments`` is this fragment only)."""
+
+    type: ClassVar[Literal["tool_call_delta"]] = "tool_call_delta"
+    index: int
+    tool_index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(slots=True)
+class ToolCallComplete:
+    """A tool call whose arguments are final."""
+
+    type: ClassVar[Literal["tool_call"]] = "tool_call"
+    index: int
+    tool_call: ToolCall
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """Token usage, sent once before ``Done`` when the server reported it."""
+
+    type: ClassVar[Literal["usage"]] = "usage"
+    usage: Usage
+
+
+@dataclass(slots=True)
+class Done:
+    """The last event of every finished stream, with the whole accumulated response."""
+
+    type: ClassVar[Literal["done"]] = "done"
+    finish_reason: str | None
+    response: Any  # ChatCompletionResponse, or CompletionResponse for legacy completions
+
+
+@dataclass(slots=True)
+class ServerEvent:
+    """A named SSE event that is not a chat chunk (e.g. FastGPT's ``flowResponses``)."""
+
+    type: ClassVar[Literal["event"]] = "event"
+    event: str
+    data: Any
+
+
+StreamEvent = (
+    ReasoningDelta | ContentDelta | RefusalDelta | ToolCallDelta | ToolCallComplete | UsageEvent | Done | ServerEvent
+)

@@ -1,0 +1,526 @@
+"""Streaming: SSE events -> typed events + accumulation -> the final response.
+
+``StreamAccumulator`` is the pure core (bytes in, events out, no I/O), used by
+both ``ChatStream`` (sync) and ``AsyncChatStream``; those two are thin loops
+over the transport's byte iterator.
+
+Hot path per event: SSE decode -> ``orjson.loads`` on bytes -> a few dict
+lookups -> one event object; text fragments are collected in lists and joined
+once at the end (never ``+=`` on a growing string).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from ._exceptions import APIConnectionError, APITimeoutError, StreamError, parse_error_object
+from ._models import (
+    ChatCompletionResponse,
+    CompletionResponse,
+    ContentDelta,
+    Done,
+    ReasoningDelta,
+    RefusalDelta,
+    ServerEvent,
+    StreamEvent,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+    split_content,
+)
+from ._sse import SSEDecoder
+from ._transport import Response
+
+__all__ = ["StreamAccumulator", "ChatStream", "AsyncChatStream", "StreamTimeoutError"]
+
+_DONE = b"[DONE]"
+# Top-level chunk keys that are folded into the response's own fields; every
+# other key (system_fingerprint, x_groq, timings, service_tier, ...) is kept as is.
+_KNOWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
+_CHUNK_EVENTS = frozenset({"message", "answer"})  # FastGPT sends its chat chunks as "answer"
+
+
+class StreamTimeoutError(StreamError, APITimeoutError):
+    """The server went silent mid-stream for longer than the read timeout.
+
+    Both a ``StreamError`` (``.partial`` keeps what arrived) and an ``APITimeoutError``.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, url: str | None = None) -> None:
+        StreamError.__init__(self, message, partial=partial)
+        self.url = url
+
+
+class _Choice:
+    """What has arrived so far for one choice index."""
+
+    __slots__ = ("index", "content", "has_content", "reasoning", "reasoning_key", "refusal",
+                 "tools", "finish_reason", "stop_reason", "logprobs", "done_tools")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.content: list[str] = []
+        self.has_content = False  # a string (even "") was sent: content is "" not None
+        self.reasoning: list[str] = []
+        self.reasoning_key: str | None = None
+        self.refusal: list[str] = []
+        self.tools: dict[int, list[Any]] = {}  # tool index -> [id, type, name, [argument fragments]]
+        self.finish_reason: str | None = None
+        self.stop_reason: Any = None
+        self.logprobs: list[Any] | None = None
+        self.done_tools = False
+
+    def tool_calls(self) -> list[ToolCall]:
+        return [ToolCall(id=t[0], name=t[2] or "", arguments="".join(t[3]), type=t[1] or "function")
+                for _, t in sorted(self.tools.items())]
+
+    def message(self, chat: bool) -> dict[str, Any]:
+        if not chat:
+            return {"text": "".join(self.content)}
+        msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) if self.has_content else None}
+        if self.reasoning:
+            msg[self.reasoning_key or "reasoning_content"] = "".join(self.reasoning)
+        if self.refusal:
+            msg["refusal"] = "".join(self.refusal)
+        if self.tools:
+            msg["tool_calls"] = [dict(tc.to_dict(), index=i) for i, tc in enumerate(self.tool_calls())]
+        return msg
+
+
+class StreamAccumulator:
+    """Turns the bytes of an SSE chat (or legacy completions) stream into typed events
+    and the accumulated response. Pure: ``feed(bytes)`` and ``finish()`` return events
+    or raise ``StreamError`` with ``.partial``."""
+
+    def __init__(self, *, chat: bool = True, url: str | None = None) -> None:
+        self.chat = chat
+        self.url = url
+        self._sse = SSEDecoder()
+        self._choices: dict[int, _Choice] = {}
+        self._meta: dict[str, Any] = {"id": None, "object": None, "created": None, "model": None}
+        self._extras: dict[str, Any] = {}
+        self._usage: Any = None
+        self._first = True
+        self.done = False  # [DONE] seen
+        self.server_events: list[ServerEvent] = []
+        self._pending: list[StreamEvent] = []  # events from after [DONE] (FastGPT), kept in order
+        self.finished = False
+        self._final: Any = None  # the response, once the stream has finished
+
+    # -- feeding -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Decode a piece of the body (any split) into events."""
+        out: list[StreamEvent] = []
+        for ev in self._sse.feed(data):
+            self._on_event(ev.event, ev.data, out)
+        return out
+
+    def _on_event(self, name: str, data: bytes, out: list[StreamEvent]) -> None:
+        if name in _CHUNK_EVENTS:
+            if data == _DONE:
+                self.done = True
+                return
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                raise self._error(f"the server sent a stream chunk that is not JSON: {_preview(data)}",
+                                  body=data.decode("utf-8", "replace")) from None
+            if obj.__class__ is not dict:
+                raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(data)}",
+                                  body=obj)
+            if "error" in obj or obj.get("object") == "error":
+                if obj.get("error") or obj.get("object") == "error":
+                    self._raise_server_error(obj)
+            self._on_chunk(obj, out)
+            return
+        if data == _DONE:
+            self.done = True
+            return
+        try:
+            parsed: Any = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            parsed = data.decode("utf-8", "replace")
+        if name == "error":
+            self._raise_server_error(parsed if isinstance(parsed, dict) else {"error": {"message": str(parsed)}})
+        se = ServerEvent(name, parsed)
+        self.server_events.append(se)
+        out.append(se)
+
+    def _on_chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
+        special = self._first
+        choices = obj.get("choices")
+        if choices:
+            chat = self.chat
+            for ch in choices:
+                if ch.__class__ is not dict:
+                    continue
+                idx = ch.get("index", 0)
+                if idx.__class__ is not int:
+                    idx = 0
+                st = self._choices.get(idx)
+                if st is None:
+                    st = self._choices[idx] = _Choice(idx)
+                if chat:
+                    delta = ch.get("delta")
+                    if delta:
+                        self._on_delta(st, delta, out)
+                else:
+                    text = ch.get("text")
+                    if text:
+                        st.has_content = True
+                        st.content.append(text)
+                        out.append(ContentDelta(text, idx))
+                lp = ch.get("logprobs")
+                if lp:
+                    self._on_logprobs(st, lp)
+                fr = ch.get("finish_reason")
+                if fr:
+                    special = True
+                    st.finish_reason = fr
+                    sr = ch.get("stop_reason")
+                    if sr is not None:
+                        st.stop_reason = sr
+                    if st.tools and not st.done_tools:
+                        st.done_tools = True
+                        out.extend(ToolCallComplete(idx, tc) for tc in st.tool_calls())
+        else:
+            special = True
+        usage = obj.get("usage")
+        if usage:
+            self._usage = usage
+            special = True
+        if special:
+            self._on_special(obj)
+
+    def _on_delta(self, st: _Choice, delta: Any, out: list[StreamEvent]) -> None:
+        if delta.__class__ is not dict:
+            return
+        idx = st.index
+        content = delta.get("content")
+        if content is not None:
+            if content.__class__ is str:
+                st.has_content = True
+                if content:
+                    st.content.append(content)
+                    out.append(ContentDelta(content, idx))
+            else:  # a list of content parts (Mistral): text parts and thinking parts
+                text, thinking = split_content(content)
+                if thinking:
+                    st.reasoning.append(thinking)
+                    out.append(ReasoningDelta(thinking, idx))
+                if text is not None:
+                    st.has_content = True
+                    if text:
+                        st.content.append(text)
+                        out.append(ContentDelta(text, idx))
+        reasoning = delta.get("reasoning_content")
+        if reasoning is not None:
+            st.reasoning_key = "reasoning_content"
+        else:
+            reasoning = delta.get("reasoning")
+            if reasoning is not None and st.reasoning_key is None:
+                st.reasoning_key = "reasoning"
+        if reasoning:
+            if reasoning.__class__ is not str:
+                reasoning = str(reasoning)
+            st.reasoning.append(reasoning)
+            out.append(ReasoningDelta(reasoning, idx))
+        refusal = delta.get("refusal")
+        if refusal:
+            st.refusal.append(refusal)
+            out.append(RefusalDelta(refusal, idx))
+        tool_calls = delta.get("tool_calls")
+        if tool_calls:
+            self._on_tool_calls(st, tool_calls, out)
+
+    def _on_tool_calls(self, st: _Choice, tool_calls: Any, out: list[StreamEvent]) -> None:
+        if tool_calls.__class__ is not list:
+            return
+        for tc in tool_calls:
+            if tc.__class__ is not dict:
+                continue
+            ti = tc.get("index", 0)
+            if ti.__class__ is not int:
+                ti = 0
+            slot = st.tools.get(ti)
+            if slot is None:
+                slot = st.tools[ti] = [None, None, None, []]
+            tid = tc.get("id")
+            if tid and tid.__class__ is str:
+                slot[0] = tid  # an empty id never overwrites an earlier one
+            ttype = tc.get("type")
+            if ttype and ttype.__class__ is str:
+                slot[1] = ttype
+            fn = tc.get("function")
+            name = None
+            args = ""
+            if fn.__class__ is dict:
+                name = fn.get("name")
+                if name and name.__class__ is str:
+                    slot[2] = name  # likewise an empty name
+                else:
+                    name = None
+                a = fn.get("arguments")
+                if a:
+                    args = a if a.__class__ is str else orjson.dumps(a).decode()
+                    slot[3].append(args)
+            out.append(ToolCallDelta(st.index, ti, tid or None, name, args))
+
+    def _on_logprobs(self, st: _Choice, lp: Any) -> None:
+        if not self.chat:
+            if st.logprobs is None:
+                st.logprobs = []
+            st.logprobs.append(lp)
+            return
+        if lp.__class__ is dict:
+            content = lp.get("content")
+            if content.__class__ is list:
+                if st.logprobs is None:
+                    st.logprobs = []
+                st.logprobs.extend(content)
+
+    def _on_special(self, obj: dict[str, Any]) -> None:
+        """The first chunk, finish chunks and usage chunks carry the metadata: fold it in."""
+        self._first = False
+        meta = self._meta
+        for k in ("id", "object", "created", "model"):
+            v = obj.get(k)
+            if v and not meta[k]:
+                meta[k] = v
+        extras = self._extras
+        for k, v in obj.items():
+            if k in _KNOWN or v is None:
+                continue
+            old = extras.get(k)
+            extras[k] = {**old, **v} if old.__class__ is dict and v.__class__ is dict else v
+
+    # -- ends ----------------------------------------------------------------
+
+    def finish(self) -> list[StreamEvent]:
+        """The body ended: flush, check the stream was complete, return the closing events."""
+        out: list[StreamEvent] = []
+        for ev in self._sse.flush():
+            self._on_event(ev.event, ev.data, out)
+        if not self.done:
+            unfinished = [c.index for c in self._choices.values() if not c.finish_reason]
+            if not self._choices or unfinished:
+                raise self._error("the stream ended before the server finished it "
+                                  "(no [DONE] and no finish_reason): the connection was probably cut")
+        for st in self._choices.values():
+            if st.tools and not st.done_tools:
+                st.done_tools = True
+                out.extend(ToolCallComplete(st.index, tc) for tc in st.tool_calls())
+        response = self.response()
+        self._final = response
+        if response.usage is not None:
+            out.append(UsageEvent(response.usage))
+        out.append(Done(response.choices[0].finish_reason if response.choices else None, response))
+        self.finished = True
+        return out
+
+    def raw(self) -> dict[str, Any]:
+        """The accumulated response as a non-streamed body would look."""
+        meta = self._meta
+        chat = self.chat
+        choices = []
+        for i in sorted(self._choices):
+            st = self._choices[i]
+            logprobs: Any = st.logprobs
+            if chat and logprobs is not None:
+                logprobs = {"content": logprobs}
+            c: dict[str, Any] = {"index": i}
+            if chat:
+                c["message"] = st.message(True)
+            else:
+                c["text"] = "".join(st.content)
+            c["logprobs"] = logprobs
+            c["finish_reason"] = st.finish_reason
+            if st.stop_reason is not None:
+                c["stop_reason"] = st.stop_reason
+            choices.append(c)
+        raw: dict[str, Any] = {
+            "id": meta["id"],
+            "object": ("chat.completion" if chat else "text_completion"),
+            "created": meta["created"],
+            "model": meta["model"],
+            "choices": choices,
+            "usage": self._usage,
+        }
+        raw.update(self._extras)
+        return raw
+
+    def response(self) -> Any:
+        """The response accumulated so far (``ChatCompletionResponse`` or ``CompletionResponse``)."""
+        if self._final is not None:
+            return self._final
+        raw = self.raw()
+        return ChatCompletionResponse.from_dict(raw) if self.chat else CompletionResponse.from_dict(raw)
+
+    def _error(self, message: str, **kw: Any) -> StreamError:
+        return StreamError(message, partial=self.response(), **kw)
+
+    def _raise_server_error(self, obj: dict[str, Any]) -> None:
+        message, typ, code, _ = parse_error_object(obj)
+        text = message or "the server reported an error inside the stream"
+        raise StreamError(
+            f"the server reported an error mid-stream: {' '.join(text.split())}",
+            partial=self.response(), body=obj, type=typ, code=code,
+            status_code=code if isinstance(code, int) else None,
+        ) from None
+
+    def connection_error(self, exc: APIConnectionError) -> StreamError:
+        """The StreamError for a connection that broke or went silent mid-stream."""
+        if isinstance(exc, APITimeoutError):
+            return StreamTimeoutError(f"stream stalled: {exc}", partial=self.response(), url=self.url)
+        return self._error(f"stream cut: {exc}")
+
+
+def _preview(data: bytes) -> str:
+    text = data[:120].decode("utf-8", "replace")
+    return repr(text + ("..." if len(data) > 120 else ""))
+
+
+class _StreamBase:
+    """What ChatStream and AsyncChatStream share."""
+
+    def __init__(self, response: Response, accumulator: StreamAccumulator) -> None:
+        self.response_headers = response.headers
+        self.status_code = response.status
+        self._response = response
+        self._acc = accumulator
+        self._closed = False
+
+    @property
+    def server_events(self) -> list[ServerEvent]:
+        """Named events that were not chat chunks (e.g. FastGPT ``flowResponses``)."""
+        return self._acc.server_events
+
+    def partial(self) -> Any:
+        """What has been accumulated so far."""
+        return self._acc.response()
+
+
+class ChatStream(_StreamBase):
+    """An iterator of typed stream events, and a context manager that closes the connection.
+
+    Events: ``ReasoningDelta``, ``ContentDelta``, ``RefusalDelta``, ``ToolCallDelta``,
+    ``ToolCallComplete``, ``ServerEvent``, ``UsageEvent``, and ``Done`` last.
+    """
+
+    def __init__(self, response: Response, accumulator: StreamAccumulator) -> None:
+        super().__init__(response, accumulator)
+        self._it = self._events()
+
+    def _events(self) -> Iterator[StreamEvent]:
+        acc = self._acc
+        try:
+            try:
+                for piece in self._response.iter_bytes():
+                    events = acc.feed(piece)
+                    if events:
+                        yield from events
+            except APIConnectionError as e:
+                raise acc.connection_error(e) from e
+            yield from acc.finish()
+        finally:
+            self.close()
+
+    def __iter__(self) -> Iterator[StreamEvent]:
+        return self._it
+
+    def __next__(self) -> StreamEvent:
+        return next(self._it)
+
+    def text_stream(self) -> Iterator[str]:
+        """Only the content text, piece by piece."""
+        for ev in self._it:
+            if ev.__class__ is ContentDelta:
+                yield ev.text  # type: ignore[union-attr]
+
+    text = text_stream
+
+    def final_response(self) -> Any:
+        """Consume the rest of the stream; return the accumulated response."""
+        for _ in self._it:
+            pass
+        return self._acc.response()
+
+    def close(self) -> None:
+        """Stop reading and release the connection."""
+        if not self._closed:
+            self._closed = True
+            self._response.close()
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+        self._it.close()
+
+
+class AsyncChatStream(_StreamBase):
+    """The async twin of ``ChatStream``: ``async for``, ``async with``, ``await final_response()``."""
+
+    def __init__(self, response: Response, accumulator: StreamAccumulator) -> None:
+        super().__init__(response, accumulator)
+        self._it = self._events()
+
+    async def _events(self) -> AsyncIterator[StreamEvent]:
+        acc = self._acc
+        try:
+            try:
+                async for piece in self._response.aiter_bytes():
+                    events = acc.feed(piece)
+                    for ev in events:
+                        yield ev
+            except APIConnectionError as e:
+                raise acc.connection_error(e) from e
+            for ev in acc.finish():
+                yield ev
+        finally:
+            await self.close()
+
+    def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        return self._it
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._it.__anext__()
+
+    async def text_stream(self) -> AsyncIterator[str]:
+        """Only the content text, piece by piece."""
+        async for ev in self._it:
+            if ev.__class__ is ContentDelta:
+                yield ev.text  # type: ignore[union-attr]
+
+    text = text_stream
+
+    async def final_response(self) -> Any:
+        """Consume the rest of the stream; return the accumulated response."""
+        async for _ in self._it:
+            pass
+        return self._acc.response()
+
+    async def close(self) -> None:
+        """Stop reading and release the connection."""
+        if not self._closed:
+            self._closed = True
+            r = self._response.close()
+            if inspect.isawaitable(r):
+                await r
+
+    async def __aenter__(self) -> AsyncChatStream:
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+        await self._it.aclose()

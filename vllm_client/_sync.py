@@ -1,0 +1,243 @@
+"""``VllmClient``: the synchronous client. The only sync I/O is the driver loop ``_run``."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from ._builders import ChatBody, CompletionBody, EmbeddingBody
+from ._config import TimeoutTypes
+from ._core import _UNSET, ClientCore, Flow, T
+from ._exceptions import APIConnectionError
+from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse, Model, TokenizeResult
+from ._stream import ChatStream, StreamAccumulator
+from ._transport import RequestsTransport, SyncTransport
+
+__all__ = ["VllmClient", "ChatCompletionBuilder", "CompletionBuilder", "EmbeddingBuilder"]
+
+
+class ChatCompletionBuilder(ChatBody):
+    """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
+
+    _client: VllmClient
+
+    def send(self) -> ChatCompletionResponse:
+        """Send and return the whole response (a ``.stream(True)`` request is streamed and accumulated)."""
+        if self._body.get("stream") is True or self._extra.get("stream") is True:
+            result: ChatCompletionResponse = self.send_stream().final_response()
+            return result
+        c = self._client
+        return c._run(c.builder_flow(self, ChatCompletionResponse.from_dict, "chat completion"))
+
+    def send_stream(self) -> ChatStream:
+        """Send with ``stream: true``; iterate the returned ``ChatStream`` for typed events."""
+        c = self._client
+        response, url = c._run(c.stream_flow(self))
+        return ChatStream(response, StreamAccumulator(chat=True, url=url))
+
+
+class CompletionBuilder(CompletionBody):
+    """Builds one legacy text completion request."""
+
+    _client: VllmClient
+
+    def send(self) -> CompletionResponse:
+        """Send and return the whole response."""
+        if self._body.get("stream") is True or self._extra.get("stream") is True:
+            result: CompletionResponse = self.send_stream().final_response()
+            return result
+        c = self._client
+        return c._run(c.builder_flow(self, CompletionResponse.from_dict, "completion"))
+
+    def send_stream(self) -> ChatStream:
+        """Stream: ``ContentDelta`` events, ``UsageEvent``, then ``Done`` with a ``CompletionResponse``."""
+        c = self._client
+        response, url = c._run(c.stream_flow(self))
+        return ChatStream(response, StreamAccumulator(chat=False, url=url))
+
+
+class EmbeddingBuilder(EmbeddingBody):
+    """Builds one embeddings request."""
+
+    _client: VllmClient
+
+    def send(self) -> EmbeddingResponse:
+        """Send and return the embeddings."""
+        c = self._client
+        return c._run(c.builder_flow(self, EmbeddingResponse.from_dict, "embeddings"))
+
+
+class _Creator:
+    def __init__(self, client: VllmClient, builder: type[Any]) -> None:
+        self._client = client
+        self._builder = builder
+
+    def create(self) -> Any:
+        """A new request builder."""
+        return self._builder(self._client)
+
+
+class ChatCompletions(_Creator):
+    """``client.chat.completions()``."""
+
+    def create(self) -> ChatCompletionBuilder:
+        """A new chat completion builder."""
+        return ChatCompletionBuilder(self._client)
+
+
+class Completions(_Creator):
+    """``client.completions()``."""
+
+    def create(self) -> CompletionBuilder:
+        """A new legacy completion builder."""
+        return CompletionBuilder(self._client)
+
+
+class Embeddings(_Creator):
+    """``client.embeddings()``."""
+
+    def create(self) -> EmbeddingBuilder:
+        """A new embeddings builder."""
+        return EmbeddingBuilder(self._client)
+
+
+class Chat:
+    """``client.chat``: chat completions (and conversations)."""
+
+    def __init__(self, client: VllmClient) -> None:
+        self._client = client
+
+    def completions(self) -> ChatCompletions:
+        """The chat completions endpoint: ``.create()`` gives a builder."""
+        return ChatCompletions(self._client, ChatCompletionBuilder)
+
+
+class VllmClient(ClientCore):
+    """A synchronous client for vLLM and OpenAI-compatible servers.
+
+    ``VllmClient(base_url=None, *, api_key=None, timeout=None, max_retries=2,
+    default_headers=None, default_model=None)``; base URL from the argument,
+    ``$VLLM_BASE_URL``, ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``.
+    Thread-safe; use it as a context manager or call ``close()``.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: TimeoutTypes = None,
+        max_retries: int = 2,
+        default_headers: Mapping[str, str] | None = None,
+        default_model: str | None = None,
+        transport: SyncTransport | None = None,
+    ) -> None:
+        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
+                         default_headers=default_headers, default_model=default_model)
+        self._owns_transport = True  # a copy made by with_options() shares it and does not close it
+        self._transport: SyncTransport = transport if transport is not None else RequestsTransport()
+        self._closed = False
+        self.chat = Chat(self)
+
+    def __repr__(self) -> str:
+        return self._repr()
+
+    # -- the driver ----------------------------------------------------------
+
+    def _run(self, flow: Flow[T]) -> T:
+        """Run a flow: send what it asks to send, sleep what it asks to sleep."""
+        send = self._transport.send
+        value: Any = None
+        error: APIConnectionError | None = None
+        while True:
+            try:
+                step = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
+                return result
+            value = error = None
+            if step.__class__ is float:
+                time.sleep(step)  # type: ignore[arg-type]
+                continue
+            try:
+                value = send(step)  # type: ignore[arg-type]
+            except APIConnectionError as e:
+                error = e
+
+    # -- endpoints -----------------------------------------------------------
+
+    def completions(self) -> Completions:
+        """Legacy text completions: ``client.completions().create().prompt(...).send()``."""
+        return Completions(self, CompletionBuilder)
+
+    def embeddings(self) -> Embeddings:
+        """Embeddings: ``client.embeddings().create().input(...).send()``."""
+        return Embeddings(self, EmbeddingBuilder)
+
+    def models(self) -> list[Model]:
+        """The models the server serves (``GET /models``)."""
+        return self._run(self.models_flow())
+
+    def health(self, timeout: float = 5.0) -> bool:
+        """True when the server's ``/health`` answers 200; False otherwise. Never raises."""
+        try:
+            return self._run(self.health_flow(timeout))
+        except Exception:
+            return False
+
+    def version(self) -> str:
+        """The vLLM version (``GET /version`` at the server root)."""
+        return self._run(self.version_flow())
+
+    def tokenize(self, text_or_messages: str | list[dict[str, Any]], model: str | None = None, *,
+                 add_special_tokens: bool | None = None) -> list[int]:
+        """Token ids of a text or of chat messages (with the chat template applied)."""
+        return self.tokenize_result(text_or_messages, model, add_special_tokens=add_special_tokens).tokens
+
+    def tokenize_result(self, text_or_messages: str | list[dict[str, Any]], model: str | None = None, *,
+                        add_special_tokens: bool | None = None,
+                        extra: Mapping[str, Any] | None = None) -> TokenizeResult:
+        """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
+        result: TokenizeResult = self._run(self.tokenize_flow(text_or_messages, model, add_special_tokens, extra))
+        return result
+
+    def detokenize(self, tokens: list[int], model: str | None = None) -> str:
+        """The text of token ids."""
+        return self._run(self.detokenize_flow(tokens, model))
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def with_options(self, *, timeout: Any = _UNSET, max_retries: Any = _UNSET,
+                     default_headers: Any = _UNSET) -> VllmClient:
+        """A copy with some options changed, sharing this client's connection pool."""
+        copy = VllmClient(**self._options(timeout, max_retries, default_headers), transport=self._transport)
+        copy._resolved_model = self._resolved_model
+        copy._owns_transport = False
+        return copy
+
+    def close(self) -> None:
+        """Close the connection pool (safe to call twice)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_transport:
+                self._transport.close()
+
+    def __enter__(self) -> VllmClient:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) or not getattr(self, "_owns_transport", False):
+            return
+        try:
+            self._closed = True
+            self._transport.close()
+            warnings.warn("VllmClient was not closed: use `with VllmClient(...)` or call close()",
+                          ResourceWarning, stacklevel=1)
+        except Exception:
+            pass

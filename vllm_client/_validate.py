@@ -1,0 +1,139 @@
+"""Input checks shared by every builder: each names the setter and the bad value."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._exceptions import InvalidRequestError
+
+
+def _bad(setter: str, value: Any, expected: str) -> InvalidRequestError:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return InvalidRequestError(f"{setter}({shown}): expected {expected}")
+
+
+def number(setter: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False) -> float | int:
+    """A finite int/float within [lo, hi] (or (lo, hi] with lo_open)."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(setter, value, "a number")
+    if not math.isfinite(value):
+        raise _bad(setter, value, "a finite number")
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        rng = f"{'(' if lo_open else '['}{lo}, {hi if hi is not None else 'inf'}{']' if hi is not None else ')'}"
+        raise _bad(setter, value, f"a number in {rng}")
+    if hi is not None and value > hi:
+        rng = f"{'(' if lo_open else '['}{lo if lo is not None else '-inf'}, {hi}]"
+        raise _bad(setter, value, f"a number in {rng}")
+    return value
+
+
+def integer(setter: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
+    """An int (not bool) within [lo, hi]."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(setter, value, "an integer")
+    if lo is not None and value < lo:
+        raise _bad(setter, value, f"an integer >= {lo}")
+    if hi is not None and value > hi:
+        raise _bad(setter, value, f"an integer <= {hi}")
+    return value
+
+
+def boolean(setter: str, value: Any) -> bool:
+    """A real bool."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if not isinstance(value, bool):
+        raise _bad(setter, value, "True or False")
+    return value
+
+
+def string(setter: str, value: Any, *, empty_ok: bool = False) -> str:
+    """A str (non-empty unless allowed)."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if not isinstance(value, str) or (not empty_ok and not value):
+        raise _bad(setter, value, "a non-empty string" if not empty_ok else "a string")
+    return value
+
+
+def mapping(setter: str, value: Any) -> dict[str, Any]:
+    """A dict with str keys."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _bad(setter, value, "a dict with string keys")
+    return value
+
+
+def str_or_str_list(setter: str, value: Any) -> str | list[str]:
+    """A string or a list of strings."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and all(isinstance(s, str) for s in value):
+        return list(value)
+    raise _bad(setter, value, "a string or a list of strings")
+
+
+def int_list(setter: str, value: Any) -> list[int]:
+    """A list of ints."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if isinstance(value, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+        return list(value)
+    raise _bad(setter, value, "a list of integers")
+
+
+def messages(setter: str, value: Any) -> list[dict[str, Any]]:
+    """A list of message dicts, each with a string ``role``."""
+    if value is None:  # None removes the field
+        return value  # type: ignore[return-value]
+    if not isinstance(value, list):
+        raise _bad(setter, value, "a list of message dicts such as [{'role': 'user', 'content': 'Hi'}]")
+    for i, m in enumerate(value):
+        message(f"{setter}[{i}]", m)
+    return value
+
+
+def message(setter: str, m: Any) -> dict[str, Any]:
+    """One message dict with a string ``role`` and a str / list / None ``content``."""
+    if not isinstance(m, dict):
+        raise _bad(setter, m, "a message dict such as {'role': 'user', 'content': 'Hi'}")
+    role = m.get("role")
+    if not isinstance(role, str) or not role:
+        raise InvalidRequestError(f"{setter}: message has no 'role' (got keys {sorted(map(str, m))})")
+    content = m.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise InvalidRequestError(f"{setter}: 'content' must be a string, a list of parts or None, "
+                                  f"got {type(content).__name__}")
+    return m
+
+
+def check_finite(value: Any, path: str = "body") -> None:
+    """Refuse NaN / +-Inf anywhere in a JSON-bound value (orjson would send them as null)."""
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        v, p = stack.pop()
+        cls = v.__class__
+        if cls is float:
+            if not math.isfinite(v):
+                raise InvalidRequestError(f"{p} = {v!r}: NaN and infinity cannot be sent as JSON")
+        elif cls is dict:
+            stack.extend((x, f"{p}.{k}") for k, x in v.items() if x.__class__ not in _SCALARS)
+        elif cls is list or cls is tuple:
+            stack.extend((x, f"{p}[{i}]") for i, x in enumerate(v) if x.__class__ not in _SCALARS)
+        elif isinstance(v, float):  # float subclasses (numpy.float64)
+            if not math.isfinite(v):
+                raise InvalidRequestError(f"{p} = {v!r}: NaN and infinity cannot be sent as JSON")
+
+
+_SCALARS = {str, int, bool, type(None)}

@@ -1,0 +1,1 @@
+"""Testing support for applications that use vllm_client."""

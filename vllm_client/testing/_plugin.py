@@ -1,0 +1,1 @@
+"""pytest plugin: the ``vllm_server`` fixture (placeholder until FakeVllmServer lands)."""
