@@ -424,6 +424,24 @@ class ChatBody(_SamplingMixin):
         """Send the reasoning text back (vLLM; default True)."""
         return self._set("include_reasoning", v.boolean("include_reasoning", value))
 
+    # provider dialects
+
+    def reasoning_format(self: CB, fmt: str) -> CB:
+        """Groq: "parsed" (reasoning in its own field), "raw" (in <think> tags) or "hidden"."""
+        return self._set("reasoning_format", v.string("reasoning_format", fmt))
+
+    def chat_id(self: CB, chat_id: str) -> CB:
+        """FastGPT ``chatId``: the server keeps the conversation's history under this id."""
+        return self._set("chatId", v.string("chat_id", chat_id))
+
+    def variables(self: CB, variables: Mapping[str, Any]) -> CB:
+        """FastGPT ``variables``: values for the app's workflow variables."""
+        return self._set("variables", _copy(v.mapping("variables", variables)))
+
+    def detail(self: CB, value: bool = True) -> CB:
+        """FastGPT ``detail``: stream the workflow's node events too (``ServerEvent``s)."""
+        return self._set("detail", v.boolean("detail", value))
+
     def _check(self, body: dict[str, Any]) -> None:
         msgs = body.get("messages")
         if not msgs:
