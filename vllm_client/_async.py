@@ -5,19 +5,28 @@ from __future__ import annotations
 import asyncio
 import inspect
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 from ._builders import ChatBody, CompletionBody, EmbeddingBody
 from ._config import TimeoutTypes, redact_url
+from ._conversation import ConversationBase, ConversationState, PreparedCall, ToolLoop
 from ._core import _UNSET, ClientCore, Flow, T
 from ._exceptions import APIConnectionError, APITimeoutError, VllmError
-from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse, Model, TokenizeResult
+from ._models import (
+    ChatCompletionResponse,
+    CompletionResponse,
+    EmbeddingResponse,
+    Model,
+    StreamEvent,
+    TokenizeResult,
+)
 from ._stream import AsyncChatStream, StreamAccumulator
 from ._transport import AsyncTransport, MockTransport, PreparedRequest, Response, _why
 
-__all__ = ["AsyncVllmClient", "AsyncChatCompletionBuilder", "AsyncCompletionBuilder", "AsyncEmbeddingBuilder"]
+__all__ = ["AsyncVllmClient", "AsyncChatCompletionBuilder", "AsyncCompletionBuilder", "AsyncEmbeddingBuilder",
+           "AsyncConversation"]
 
 
 class AiohttpTransport:
@@ -136,6 +145,34 @@ class AsyncChatCompletionBuilder(ChatBody):
         response, url = await c._run(c.stream_flow(self))
         return AsyncChatStream(response, StreamAccumulator(chat=True, url=url))
 
+    async def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send, run the tools the model asks for (concurrently; async tools awaited, sync ones in
+        threads), send the results back, repeat until the model answers without tools."""
+        return (await self._tool_loop(max_rounds))[0]
+
+    async def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            response = await loop.next_builder().send()
+            calls = loop.after(response)
+            if calls is None:
+                return response, loop
+            loop.add_results(await self._client._execute_tools(calls))
+
+    async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
+        """Like ``run_tools`` but streamed: yields the events of every round."""
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            stream = await loop.next_builder().send_stream()
+            async with stream:
+                async for ev in stream:
+                    yield ev
+                response = await stream.final_response()
+            calls = loop.after(response)
+            if calls is None:
+                return
+            loop.add_results(await self._client._execute_tools(calls))
+
 
 class AsyncCompletionBuilder(CompletionBody):
     """Builds one legacy text completion request (async)."""
@@ -206,6 +243,40 @@ class AsyncChat:
         """The chat completions endpoint: ``.create()`` gives a builder."""
         return AsyncChatCompletions(self._client)
 
+    def conversation(self, model: str | None = None, system: str | None = None, *,
+                     messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
+                     keep_reasoning: bool = False, **defaults: Any) -> AsyncConversation:
+        """A multi-turn conversation (see ``VllmClient.chat.conversation``); methods are awaitable."""
+        return AsyncConversation(self._client, ConversationState(
+            model=model, system=system, messages=messages, tools=tools,
+            keep_reasoning=keep_reasoning, defaults=defaults))
+
+
+class AsyncConversation(ConversationBase):
+    """The async twin of ``Conversation``: ``await send(...)``, ``await stream(...)``."""
+
+    _builder_class = AsyncChatCompletionBuilder
+
+    async def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
+                   builder: AsyncChatCompletionBuilder | None = None,
+                   max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send a user turn; it and the reply join the history once the reply is complete."""
+        user, b = self._turn(text, tools, builder)
+        if b._toolset is not None and b._toolset.functions:
+            response, loop = await b._tool_loop(max_rounds)
+        else:
+            response, loop = await b.send(), None
+        self._commit_loop(user, response, loop)
+        return response
+
+    async def stream(self, text: str | list[Any] | dict[str, Any], *,
+                     builder: AsyncChatCompletionBuilder | None = None) -> AsyncChatStream:
+        """Stream a user turn; the turn joins the history when the stream finishes well."""
+        user, b = self._turn(text, None, builder)
+        stream = await b.send_stream()
+        stream.on_complete = self._commit_stream(user)
+        return stream
+
 
 class AsyncVllmClient(ClientCore):
     """The asyncio client; same arguments and methods as ``VllmClient``, awaitable.
@@ -256,6 +327,23 @@ class AsyncVllmClient(ClientCore):
                 value = await send(step)  # type: ignore[arg-type]
             except APIConnectionError as e:
                 error = e
+
+    async def _execute_tools(self, calls: list[PreparedCall]) -> list[str]:
+        """Run one round of tool calls concurrently: sync tools in threads, async tools awaited."""
+        async def run(call: Any) -> str:
+            if isinstance(call, str):
+                return call
+            try:
+                value = await asyncio.to_thread(call)
+                if inspect.isawaitable(value):
+                    value = await value
+                return format_result(value)
+            except Exception as e:
+                return format_exception(e)
+
+        from ._tools import format_exception, format_result
+
+        return list(await asyncio.gather(*(run(c) for _, c in calls)))
 
     def completions(self) -> AsyncCompletions:
         """Legacy text completions."""

@@ -12,7 +12,7 @@ once at the end (never ``+=`` on a growing string).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -397,6 +397,9 @@ class _StreamBase:
         self._response = response
         self._acc = accumulator
         self._closed = False
+        # Called with the final response once the stream finished well, before the
+        # closing events are yielded (a conversation commits its turn here).
+        self.on_complete: Callable[[Any], None] | None = None
 
     @property
     def server_events(self) -> list[ServerEvent]:
@@ -429,7 +432,10 @@ class ChatStream(_StreamBase):
                         yield from events
             except APIConnectionError as e:
                 raise acc.connection_error(e) from e
-            yield from acc.finish()
+            closing = acc.finish()
+            if self.on_complete is not None:
+                self.on_complete(acc.response())
+            yield from closing
         finally:
             self.close()
 
@@ -484,7 +490,10 @@ class AsyncChatStream(_StreamBase):
                         yield ev
             except APIConnectionError as e:
                 raise acc.connection_error(e) from e
-            for ev in acc.finish():
+            closing = acc.finish()
+            if self.on_complete is not None:
+                self.on_complete(acc.response())
+            for ev in closing:
                 yield ev
         finally:
             await self.close()

@@ -2,21 +2,52 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
 from ._builders import ChatBody, CompletionBody, EmbeddingBody
 from ._config import TimeoutTypes
+from ._conversation import ConversationBase, ConversationState, PreparedCall, ToolLoop
 from ._core import _UNSET, ClientCore, Flow, T
 from ._exceptions import APIConnectionError
-from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse, Model, TokenizeResult
+from ._models import (
+    ChatCompletionResponse,
+    CompletionResponse,
+    EmbeddingResponse,
+    Model,
+    StreamEvent,
+    TokenizeResult,
+)
 from ._stream import ChatStream, StreamAccumulator
 from ._transport import RequestsTransport, SyncTransport
 
-__all__ = ["VllmClient", "ChatCompletionBuilder", "CompletionBuilder", "EmbeddingBuilder"]
+__all__ = ["VllmClient", "ChatCompletionBuilder", "CompletionBuilder", "EmbeddingBuilder", "Conversation"]
+
+
+def run_call(call: Callable[[], Any] | str) -> str:
+    """Run one prepared tool call in this thread; its result (or error) as the tool message text."""
+    from ._tools import format_exception, format_result
+
+    if isinstance(call, str):
+        return call
+    try:
+        value = call()
+        if inspect.isawaitable(value):  # an async tool under the sync client
+            import asyncio
+
+            value = asyncio.run(_await(value))
+        return format_result(value)
+    except Exception as e:
+        return format_exception(e)
+
+
+async def _await(aw: Any) -> Any:
+    return await aw
 
 
 class ChatCompletionBuilder(ChatBody):
@@ -37,6 +68,36 @@ class ChatCompletionBuilder(ChatBody):
         c = self._client
         response, url = c._run(c.stream_flow(self))
         return ChatStream(response, StreamAccumulator(chat=True, url=url))
+
+    def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send, run the Python tools the model asks for (in parallel), send the results back,
+        and repeat until the model answers without tool calls; return that final response.
+
+        Bad arguments, unknown tools and exceptions in a tool go back to the model as
+        ``error: ...``; still asking for tools after ``max_rounds`` raises ``ToolLoopError``.
+        """
+        return self._tool_loop(max_rounds)[0]
+
+    def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            response = loop.next_builder().send()
+            calls = loop.after(response)
+            if calls is None:
+                return response, loop
+            loop.add_results(self._client._execute_tools(calls))
+
+    def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            with loop.next_builder().send_stream() as stream:
+                yield from stream
+                response = stream.final_response()
+            calls = loop.after(response)
+            if calls is None:
+                return
+            loop.add_results(self._client._execute_tools(calls))
 
 
 class CompletionBuilder(CompletionBody):
@@ -114,6 +175,45 @@ class Chat:
         """The chat completions endpoint: ``.create()`` gives a builder."""
         return ChatCompletions(self._client, ChatCompletionBuilder)
 
+    def conversation(self, model: str | None = None, system: str | None = None, *,
+                     messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
+                     keep_reasoning: bool = False, **defaults: Any) -> Conversation:
+        """A multi-turn conversation; ``defaults`` are builder setters applied to every turn
+        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history."""
+        return Conversation(self._client, ConversationState(
+            model=model, system=system, messages=messages, tools=tools,
+            keep_reasoning=keep_reasoning, defaults=defaults))
+
+
+class Conversation(ConversationBase):
+    """A chat whose history (``messages``, plain dicts) grows one complete turn at a time.
+
+    A turn is committed only when its reply is complete: a failed or cut request
+    leaves the history as it was. When the conversation has Python tools, ``send``
+    runs them (the tool loop) and keeps every tool message in the history.
+    """
+
+    _builder_class = ChatCompletionBuilder
+
+    def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
+             builder: ChatCompletionBuilder | None = None, max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send a user turn and return the reply; both join the history once the reply is complete."""
+        user, b = self._turn(text, tools, builder)
+        if b._toolset is not None and b._toolset.functions:
+            response, loop = b._tool_loop(max_rounds)
+        else:
+            response, loop = b.send(), None
+        self._commit_loop(user, response, loop)
+        return response
+
+    def stream(self, text: str | list[Any] | dict[str, Any], *,
+               builder: ChatCompletionBuilder | None = None) -> ChatStream:
+        """Stream a user turn; the turn joins the history when the stream finishes well."""
+        user, b = self._turn(text, None, builder)
+        stream = b.send_stream()
+        stream.on_complete = self._commit_stream(user)
+        return stream
+
 
 class VllmClient(ClientCore):
     """A synchronous client for vLLM and OpenAI-compatible servers.
@@ -166,6 +266,13 @@ class VllmClient(ClientCore):
                 value = send(step)  # type: ignore[arg-type]
             except APIConnectionError as e:
                 error = e
+
+    def _execute_tools(self, calls: list[PreparedCall]) -> list[str]:
+        """Run one round of tool calls, in parallel threads when there are several."""
+        if len(calls) == 1:
+            return [run_call(calls[0][1])]
+        with ThreadPoolExecutor(max_workers=min(8, len(calls)), thread_name_prefix="vllm_client-tool") as ex:
+            return list(ex.map(run_call, [c for _, c in calls]))
 
     # -- endpoints -----------------------------------------------------------
 

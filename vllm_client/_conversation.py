@@ -1,0 +1,222 @@
+"""Multi-turn conversations and the tool loop: pure state, shared by both clients.
+
+``ToolLoop`` decides what the next request is and which tool calls to run; the
+clients only send it and run the calls (a thread pool for sync, ``asyncio.gather``
+for async). ``ConversationState`` keeps the history as plain dicts and only
+commits a turn once its reply is complete.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import InvalidRequestError, ToolLoopError
+from ._models import ChatCompletionResponse
+
+if TYPE_CHECKING:
+    from ._builders import ChatBody
+    from ._tools import ToolSet
+
+# A call to run: (tool_call_id, zero-argument callable or an "error: ..." string)
+PreparedCall = tuple[str, "Callable[[], Any] | str"]
+
+
+def clone_with_messages(builder: ChatBody, messages: list[dict[str, Any]]) -> Any:
+    """A copy of a chat builder (same client, fields, headers, timeout) with other messages."""
+    b = copy.copy(builder)
+    b._body = dict(builder._body)
+    b._body["messages"] = messages
+    b._extra = dict(builder._extra)
+    b._extra.pop("messages", None)
+    b._headers = dict(builder._headers)
+    return b
+
+
+class ToolLoop:
+    """The tool loop as a state machine: request -> tool calls -> results -> request ...
+
+    ``next_builder()`` is the request to send; ``after(response)`` returns the calls
+    to run (or None when the model answered without tools; raises ``ToolLoopError``
+    after ``max_rounds``); ``add_results(results)`` appends the tool messages.
+    """
+
+    def __init__(self, builder: ChatBody, toolset: ToolSet | None, max_rounds: int) -> None:
+        if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 0:
+            raise InvalidRequestError(f"run_tools(max_rounds={max_rounds!r}): expected an integer >= 0")
+        if toolset is None:
+            raise InvalidRequestError("run_tools(): give the tools first with .tools([...functions...])")
+        self.builder = builder
+        self.toolset = toolset
+        self.max_rounds = max_rounds
+        self.rounds = 0
+        body = builder.build()
+        self.messages: list[dict[str, Any]] = list(body.get("messages") or [])
+        self.start = len(self.messages)
+        self._pending: list[PreparedCall] = []
+
+    def next_builder(self) -> Any:
+        """The builder for the next request (the conversation so far)."""
+        return clone_with_messages(self.builder, list(self.messages))
+
+    def after(self, response: ChatCompletionResponse) -> list[PreparedCall] | None:
+        """Take the model's reply; the calls to run next, or None when it is the final answer."""
+        self.messages.append(response.message)
+        if not response.tool_calls:
+            return None
+        if self.rounds >= self.max_rounds:
+            raise ToolLoopError(
+                f"the model still asked for tools after max_rounds={self.max_rounds} rounds "
+                f"({', '.join(tc.name for tc in response.tool_calls)}); raise max_rounds or check the tools",
+                messages=self.messages,
+            )
+        self.rounds += 1
+        self._pending = [(tc.id or f"call_{i}", self.toolset.prepare(tc.name, tc.arguments))
+                         for i, tc in enumerate(response.tool_calls)]
+        return self._pending
+
+    def add_results(self, results: Iterable[str]) -> None:
+        """Append one tool message per call, in call order."""
+        for (call_id, _), content in zip(self._pending, results):
+            self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+        self._pending = []
+
+    def produced(self) -> list[dict[str, Any]]:
+        """The messages the loop added after the ones it started with."""
+        return self.messages[self.start:]
+
+
+class ConversationState:
+    """History and per-conversation defaults; shared by ``Conversation`` and ``AsyncConversation``."""
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        system: str | None = None,
+        messages: list[dict[str, Any]] | None = None,
+        tools: Iterable[Any] | None = None,
+        keep_reasoning: bool = False,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        from ._validate import messages as check_messages
+
+        self.model = model
+        self.system = system
+        self.keep_reasoning = keep_reasoning
+        self.defaults = dict(defaults or {})
+        self.tools = list(tools) if tools is not None else None
+        history = [dict(m) for m in check_messages("messages", messages)] if messages else []
+        if system is not None and not (history and history[0].get("role") == "system"):
+            history.insert(0, {"role": "system", "content": system})
+        self.messages: list[dict[str, Any]] = history
+
+    def make_builder(self, factory: Callable[[], Any], messages: list[dict[str, Any]],
+                     tools: Iterable[Any] | None = None) -> Any:
+        """A builder with the conversation's model, defaults and tools, over ``messages``."""
+        b = factory()
+        if self.model is not None:
+            b.model(self.model)
+        for name, value in self.defaults.items():
+            setter = getattr(b, name, None)
+            if setter is None or name.startswith("_") or not callable(setter):
+                raise InvalidRequestError(f"conversation default {name!r}: the chat builder has no such setter")
+            setter(value)
+        chosen = tools if tools is not None else self.tools
+        if chosen:
+            b.tools(chosen)
+        b.messages(messages)
+        return b
+
+    def user_turn(self, content: str | list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """The user message for ``content`` (text, content parts, or a whole message dict)."""
+        if isinstance(content, dict):
+            return dict(content)
+        if not isinstance(content, (str, list)):
+            raise InvalidRequestError(f"send({content!r:.60}): expected text, content parts or a message dict")
+        return {"role": "user", "content": content}
+
+    def assistant_message(self, response: ChatCompletionResponse) -> dict[str, Any]:
+        """The assistant turn as it goes into the history (reasoning only when asked)."""
+        msg = response.message
+        if self.keep_reasoning and response.reasoning_content:
+            msg["reasoning_content"] = response.reasoning_content
+        return msg
+
+    def commit(self, user: dict[str, Any], produced: list[dict[str, Any]]) -> None:
+        """Append a finished turn: the user message and what the reply produced."""
+        self.messages.append(user)
+        self.messages.extend(produced)
+
+    def undo(self) -> None:
+        """Drop the last user turn and everything after it."""
+        for i in range(len(self.messages) - 1, -1, -1):
+            if self.messages[i].get("role") == "user":
+                del self.messages[i:]
+                return
+
+    def reset(self) -> None:
+        """Back to just the system prompt."""
+        self.messages[:] = [m for m in self.messages[:1] if m.get("role") == "system"]
+
+    def add_tool_result(self, tool_call_id: str, content: Any) -> None:
+        """Append a tool message answering ``tool_call_id`` (non-str content is JSON-encoded)."""
+        from ._tools import format_result
+
+        if not isinstance(tool_call_id, str) or not tool_call_id:
+            raise InvalidRequestError("add_tool_result: tool_call_id must be a non-empty string")
+        self.messages.append({"role": "tool", "tool_call_id": tool_call_id, "content": format_result(content)})
+
+
+class ConversationBase:
+    """What ``Conversation`` and ``AsyncConversation`` share: history, builder, undo/reset."""
+
+    _builder_class: Any = None  # the client's chat builder class
+
+    def __init__(self, client: Any, state: ConversationState) -> None:
+        self._client = client
+        self._state = state
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The history: a list of message dicts you can save as JSON and pass back to resume."""
+        return self._state.messages
+
+    def _new_builder(self) -> Any:
+        return self._builder_class(self._client)
+
+    def builder(self) -> Any:
+        """A builder with this conversation's model, defaults, tools and history, to tweak one turn:
+        ``conv.send("hi", builder=conv.builder().temperature(0))``."""
+        return self._state.make_builder(self._new_builder, list(self._state.messages))
+
+    def _turn(self, text: Any, tools: Iterable[Any] | None, builder: Any) -> tuple[dict[str, Any], Any]:
+        st = self._state
+        user = st.user_turn(text)
+        msgs = [*st.messages, user]
+        if builder is not None:
+            if tools is not None:
+                builder = builder.tools(tools)
+            return user, clone_with_messages(builder, msgs)
+        return user, st.make_builder(self._new_builder, msgs, tools)
+
+    def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None) -> None:
+        produced = loop.produced() if loop is not None else [response.message]
+        produced[-1] = self._state.assistant_message(response)
+        self._state.commit(user, produced)
+
+    def _commit_stream(self, user: dict[str, Any]) -> Callable[[Any], None]:
+        return lambda response: self._state.commit(user, [self._state.assistant_message(response)])
+
+    def add_tool_result(self, tool_call_id: str, content: Any) -> None:
+        """Append the result of a tool call you ran yourself."""
+        self._state.add_tool_result(tool_call_id, content)
+
+    def undo(self) -> None:
+        """Drop the last user turn and everything that followed it."""
+        self._state.undo()
+
+    def reset(self) -> None:
+        """Back to just the system prompt."""
+        self._state.reset()
