@@ -1,5 +1,263 @@
-"""The ``vllm-client`` console script (placeholder)."""
+"""The ``vllm-client`` command: chat, models, complete, health, batch, demo.
+
+Errors are one line on stderr and exit status 1 (``--debug`` shows the traceback).
+Imports stay lazy so ``vllm-client --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+DIM, BOLD, RESET = "\033[2m", "\033[1m", "\033[0m"
 
 
-def main() -> int:
+class Printer:
+    """Writes stream events to a terminal (reasoning dimmed) or a pipe (reasoning prefixed)."""
+
+    def __init__(self, out: TextIO = sys.stdout) -> None:
+        self.out = out
+        self.tty = out.isatty() and os.environ.get("NO_COLOR") is None
+        self.mode = ""  # "reasoning" | "content" | ""
+
+    def _switch(self, mode: str) -> None:
+        if mode == self.mode:
+            return
+        if self.mode == "reasoning" and self.tty:
+            self.out.write(RESET)
+        if self.mode:
+            self.out.write("\n")
+        if mode == "reasoning":
+            self.out.write(DIM if self.tty else "[thinking] ")
+        self.mode = mode
+
+    def event(self, ev: Any) -> None:
+        t = ev.type
+        if t == "reasoning":
+            self._switch("reasoning")
+            self.out.write(ev.text)
+        elif t == "content":
+            self._switch("content")
+            self.out.write(ev.text)
+        elif t == "tool_call":
+            self._switch("")
+            self.out.write(f"[tool call] {ev.tool_call.name}({ev.tool_call.arguments})\n")
+        elif t == "event":
+            pass
+        elif t == "done":
+            self.end()
+            return
+        else:
+            return
+        self.out.flush()
+
+    def end(self) -> None:
+        """Close the current line and reset colours."""
+        if self.mode == "reasoning" and self.tty:
+            self.out.write(RESET)
+        if self.mode:
+            self.out.write("\n")
+        self.mode = ""
+        self.out.flush()
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from . import VllmClient
+
+    return VllmClient(args.base_url, api_key=args.api_key, default_model=args.model,
+                      timeout=getattr(args, "timeout", None))
+
+
+def _chat_builder(client: Any, args: argparse.Namespace, builder: Any) -> Any:
+    if args.temperature is not None:
+        builder.temperature(args.temperature)
+    if args.max_tokens is not None:
+        builder.max_tokens(args.max_tokens)
+    return builder
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Stream one reply, or an interactive multi-turn session when no prompt is given."""
+    import orjson
+
+    with _client(args) as client:
+        conv = client.chat.conversation(system=args.system)
+        if args.prompt:
+            prompt = " ".join(args.prompt)
+            if args.json:
+                r = conv.send(prompt, builder=_chat_builder(client, args, conv.builder()))
+                sys.stdout.write(orjson.dumps(r.raw, option=orjson.OPT_INDENT_2).decode() + "\n")
+                return 0
+            printer = Printer()
+            with conv.stream(prompt, builder=_chat_builder(client, args, conv.builder())) as stream:
+                for ev in stream:
+                    printer.event(ev)
+            return 0
+        return _interactive(client, conv, args)
+
+
+def _interactive(client: Any, conv: Any, args: argparse.Namespace) -> int:
+    printer = Printer()
+    err = sys.stderr
+    err.write(f"Chatting with {client.base_url} (/reset clears the history, /exit or Ctrl-D quits, "
+              "Ctrl-C stops a reply)\n")
+    while True:
+        try:
+            line = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            err.write("\n")
+            return 0
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return 0
+        if text == "/reset":
+            conv.reset()
+            err.write("(history cleared)\n")
+            continue
+        stream = None
+        try:
+            stream = conv.stream(text, builder=_chat_builder(client, args, conv.builder()))
+            for ev in stream:
+                printer.event(ev)
+        except KeyboardInterrupt:
+            printer.end()
+            err.write("(stopped; this turn was not kept)\n")
+        except Exception as e:  # keep the session going after a failed turn
+            printer.end()
+            err.write(f"error: {_one_line(e)}\n")
+        finally:
+            if stream is not None:
+                stream.close()
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Print the served models as a table."""
+    with _client(args) as client:
+        models = client.models()
+    rows = [("ID", "MAX_MODEL_LEN", "OWNED_BY")] + [
+        (m.id, "" if m.max_model_len is None else str(m.max_model_len), m.owned_by or "") for m in models]
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    """Stream a legacy text completion."""
+    with _client(args) as client:
+        b = client.completions().create().prompt(" ".join(args.prompt))
+        if args.max_tokens is not None:
+            b.max_tokens(args.max_tokens)
+        if args.temperature is not None:
+            b.temperature(args.temperature)
+        with b.send_stream() as stream:
+            for text in stream.text_stream():
+                sys.stdout.write(text)
+                sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the server is healthy."""
+    with _client(args) as client:
+        ok = client.health()
+        print(f"{client.base_url}: {'healthy' if ok else 'unreachable or unhealthy'}")
+    return 0 if ok else 1
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    """Run an OpenAI batch file against the server(s)."""
+    from ._batch_cli import run_batch_cli
+
+    return run_batch_cli(args)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Walk through the SDK against a built-in fake server, or a real one."""
+    from ._demo import run_demo
+
+    return run_demo(args.base_url or os.environ.get("VLLM_BASE_URL"), api_key=args.api_key, model=args.model)
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if len(text) < 400 else text[:397] + "..."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--base-url", default=None,
+                        help="server base URL (default: $VLLM_BASE_URL, $OPENAI_BASE_URL, http://localhost:8000/v1)")
+    common.add_argument("--api-key", default=None, help="API key (default: $VLLM_API_KEY, $OPENAI_API_KEY)")
+    common.add_argument("--model", default=None, help="model name (default: the server's only model)")
+    common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    p = argparse.ArgumentParser(prog="vllm-client", description="Talk to vLLM or any OpenAI-compatible server.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("chat", parents=[common], help="stream a reply (interactive when no prompt is given)")
+    c.add_argument("prompt", nargs="*", help="the message; omit for an interactive session")
+    c.add_argument("--system", default=None, help="system prompt")
+    c.add_argument("--temperature", type=float, default=None)
+    c.add_argument("--max-tokens", type=int, default=None)
+    c.add_argument("--json", action="store_true", help="print the raw final response as JSON")
+    c.set_defaults(func=cmd_chat)
+
+    m = sub.add_parser("models", parents=[common], help="list the served models")
+    m.set_defaults(func=cmd_models)
+
+    cp = sub.add_parser("complete", parents=[common], help="stream a legacy text completion")
+    cp.add_argument("prompt", nargs="+")
+    cp.add_argument("--temperature", type=float, default=None)
+    cp.add_argument("--max-tokens", type=int, default=None)
+    cp.set_defaults(func=cmd_complete)
+
+    h = sub.add_parser("health", parents=[common], help="check the server's /health")
+    h.set_defaults(func=cmd_health)
+
+    b = sub.add_parser("batch", parents=[common], help="run an OpenAI batch file (JSONL) against the server(s)")
+    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line")
+    b.add_argument("-o", "--output", required=True, help="output JSONL (appended; re-runs skip done custom_ids)")
+    b.add_argument("--concurrency", type=int, default=64)
+    b.add_argument("--max-requests-per-second", type=float, default=None)
+    b.add_argument("--servers", nargs="*", default=None, help="more base URLs to spread the requests over")
+    b.add_argument("--no-progress", action="store_true", help="no progress output")
+    b.set_defaults(func=cmd_batch)
+
+    d = sub.add_parser("demo", parents=[common],
+                       help="a guided tour against a built-in fake server (or --base-url / $VLLM_BASE_URL)")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``vllm-client`` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:
+        if getattr(args, "debug", False):
+            raise
+        from ._exceptions import VllmError
+
+        kind = type(e).__name__ if isinstance(e, VllmError) else f"unexpected {type(e).__name__}"
+        sys.stderr.write(f"vllm-client: {kind}: {_one_line(e)}\n")
+        return 1
