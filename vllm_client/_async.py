@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import inspect
 import warnings
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from ._batch import Progress, iter_batch, run_batch
 from ._builders import ChatBody, CompletionBody, EmbeddingBody
 from ._config import TimeoutTypes, redact_url
 from ._conversation import ConversationBase, ConversationState, PreparedCall, ToolLoop
@@ -287,7 +288,7 @@ class AsyncVllmClient(ClientCore):
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         *,
         api_key: str | None = None,
         timeout: TimeoutTypes = None,
@@ -344,6 +345,23 @@ class AsyncVllmClient(ClientCore):
         from ._tools import format_exception, format_result
 
         return list(await asyncio.gather(*(run(c) for _, c in calls)))
+
+    async def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
+                    max_requests_per_second: float | None = None) -> list[Any]:
+        """Send many requests (builders or ``{"url", "body"}`` dicts), ``concurrency`` at a time.
+
+        Returns the results in input order: each a response, or the ``VllmError`` that
+        request ended with (one failure loses nothing else). Retries follow the client's policy.
+        """
+        return await run_batch(self, requests, concurrency=concurrency, progress=progress,
+                               max_requests_per_second=max_requests_per_second)
+
+    def batch_iter(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = False,
+                   max_requests_per_second: float | None = None) -> AsyncIterator[tuple[int, Any]]:
+        """Like ``batch`` but yields ``(position, result)`` as each request finishes."""
+        items = list(requests)
+        return iter_batch(self, items, concurrency=concurrency, max_requests_per_second=max_requests_per_second,
+                          progress=Progress(len(items), enabled=progress))
 
     def completions(self) -> AsyncCompletions:
         """Legacy text completions."""

@@ -11,7 +11,7 @@ written once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -29,6 +29,7 @@ from ._config import (
 )
 from ._exceptions import APIConnectionError, InvalidRequestError, error_from_response
 from ._models import Model, load_json_object
+from ._replicas import Replica, ReplicaSet
 from ._retry import decide
 from ._transport import PreparedRequest, Response
 from ._validate import integer
@@ -44,7 +45,7 @@ class ClientCore:
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         *,
         api_key: str | None = None,
         timeout: TimeoutTypes = None,
@@ -52,7 +53,15 @@ class ClientCore:
         default_headers: Mapping[str, str] | None = None,
         default_model: str | None = None,
     ) -> None:
-        self.base_url = resolve_base_url(base_url)
+        if isinstance(base_url, (list, tuple)):
+            urls = [resolve_base_url(u) for u in base_url]
+            if not urls:
+                raise InvalidRequestError("base_url=[]: give at least one URL")
+        else:
+            urls = [resolve_base_url(base_url)]  # type: ignore[arg-type]
+        self.base_url = urls[0]
+        self.base_urls = urls
+        self._replicas = ReplicaSet(urls) if len(urls) > 1 else None
         self._api_key = resolve_api_key(api_key)
         self.timeout: Timeout = to_timeout(timeout)
         self.max_retries = integer("max_retries", max_retries, lo=0)
@@ -79,7 +88,7 @@ class ClientCore:
         if default_headers is not _UNSET:
             headers.update(default_headers or {})
         return {
-            "base_url": self.base_url,
+            "base_url": self.base_urls if len(self.base_urls) > 1 else self.base_url,
             "api_key": self._api_key,
             "timeout": self.timeout if timeout is _UNSET else timeout,
             "max_retries": self.max_retries if max_retries is _UNSET else max_retries,
@@ -123,7 +132,8 @@ class ClientCore:
                 data = orjson.dumps(body)
             except TypeError as e:
                 raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
-        return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream)
+        return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream,
+                               path, root)
 
     # -- flows ---------------------------------------------------------------
 
@@ -134,14 +144,30 @@ class ClientCore:
         other 4xx never are.
         """
         attempt = 0
+        replicas = self._replicas
+        replica: Replica | None = None
         while True:
+            if replicas is not None:
+                yield from self._probe_flow(replicas)
+                replica = replicas.pick(avoid=replica)
+                request.url = (replica.root if request.root else replica.base_url) + request.path
             try:
                 response: Response = yield request
             except APIConnectionError as e:
                 delay = decide(attempt, self.max_retries, error=e)
+                if replica is not None and replicas is not None:
+                    replicas.release(replica)
+                    replicas.mark_down(replica)
+                    if delay is not None and any(r.down_until is None for r in replicas.replicas):
+                        delay = 0.0  # fail over to another replica at once
                 if delay is None:
                     raise
             else:
+                if replica is not None and replicas is not None:
+                    if request.stream and response.status < 400:
+                        _release_on_close(response, replicas, replica)  # a stream stays on its replica
+                    else:
+                        replicas.release(replica)
                 if response.status < 400:
                     return response
                 delay = decide(attempt, self.max_retries, status=response.status, headers=response.headers)
@@ -152,6 +178,21 @@ class ClientCore:
                     )
             yield delay
             attempt += 1
+
+    def _probe_flow(self, replicas: ReplicaSet) -> Flow[None]:
+        """Probe the replicas whose cooldown has passed with ``GET /health``; bring back those that answer."""
+        for r in replicas.due_for_probe():
+            req = PreparedRequest("GET", r.root + "/health", self.headers, None,
+                                  Timeout(connect=2.0, read=2.0), False, "/health", True)
+            try:
+                response: Response = yield req
+                ok = response.status == 200
+            except APIConnectionError:
+                ok = False
+            if ok:
+                replicas.mark_up(r)
+            else:
+                replicas.mark_down(r)
 
     def json_flow(self, request: PreparedRequest, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
         """Send, then parse the JSON object body with ``parse``."""
@@ -261,3 +302,18 @@ class ClientCore:
             return prompt if isinstance(prompt, str) else ""
 
         return (yield from self.json_flow(self.prepare("POST", "/detokenize", body, root=True), parse, "detokenize"))
+
+
+def _release_on_close(response: Response, replicas: ReplicaSet, replica: Replica) -> None:
+    """Count a stream as outstanding on its replica until it is closed."""
+    inner = response._close
+    released = False
+
+    def close() -> Any:
+        nonlocal released
+        if not released:
+            released = True
+            replicas.release(replica)
+        return inner() if inner is not None else None
+
+    response._close = close

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import inspect
+import queue
+import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +25,7 @@ from ._models import (
     TokenizeResult,
 )
 from ._stream import ChatStream, StreamAccumulator
-from ._transport import RequestsTransport, SyncTransport
+from ._transport import MockTransport, RequestsTransport, SyncTransport
 
 __all__ = ["VllmClient", "ChatCompletionBuilder", "CompletionBuilder", "EmbeddingBuilder", "Conversation"]
 
@@ -38,7 +39,7 @@ def run_call(call: Callable[[], Any] | str) -> str:
     try:
         value = call()
         if inspect.isawaitable(value):  # an async tool under the sync client
-            import asyncio
+            import asyncio  # imported here: most programs never need it
 
             value = asyncio.run(_await(value))
         return format_result(value)
@@ -48,6 +49,28 @@ def run_call(call: Callable[[], Any] | str) -> str:
 
 async def _await(aw: Any) -> Any:
     return await aw
+
+
+def _run_in_thread(main: Callable[[], Any]) -> Any:
+    """Run a coroutine function on a fresh event loop in a worker thread (safe even when the
+    caller's thread already runs a loop); return its result or raise its exception."""
+    import asyncio
+
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append((True, asyncio.run(main())))
+        except BaseException as e:
+            box.append((False, e))
+
+    t = threading.Thread(target=target, name="vllm_client-batch", daemon=True)
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 class ChatCompletionBuilder(ChatBody):
@@ -226,7 +249,7 @@ class VllmClient(ClientCore):
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | Sequence[str] | None = None,
         *,
         api_key: str | None = None,
         timeout: TimeoutTypes = None,
@@ -271,8 +294,82 @@ class VllmClient(ClientCore):
         """Run one round of tool calls, in parallel threads when there are several."""
         if len(calls) == 1:
             return [run_call(calls[0][1])]
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=min(8, len(calls)), thread_name_prefix="vllm_client-tool") as ex:
             return list(ex.map(run_call, [c for _, c in calls]))
+
+    # -- batch jobs ------------------------------------------------------------
+
+    def _async_twin(self) -> Any:
+        from ._async import AsyncVllmClient
+
+        shared = self._transport if isinstance(self._transport, MockTransport) else None
+        twin = AsyncVllmClient(**self._options(_UNSET, _UNSET, _UNSET), transport=shared)
+        twin._resolved_model = self._resolved_model
+        twin._owns_transport = shared is None
+        return twin
+
+    def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
+              max_requests_per_second: float | None = None) -> list[Any]:
+        """Send many requests (builders or ``{"url": "/v1/...", "body": {...}}`` dicts), ``concurrency``
+        at a time, on an asyncio loop in a worker thread.
+
+        Returns the results in input order: each a response, or the ``VllmError`` that
+        request ended with (one failure loses nothing else). Retries follow the client's policy.
+        """
+        from ._batch import run_batch, to_batch_request
+
+        items = [to_batch_request(r) for r in requests]  # bad input fails here, before sending
+
+        async def main() -> list[Any]:
+            async with self._async_twin() as twin:
+                return await run_batch(twin, items, concurrency=concurrency, progress=progress,
+                                       max_requests_per_second=max_requests_per_second)
+
+        return _run_in_thread(main)
+
+    def batch_iter(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = False,
+                   max_requests_per_second: float | None = None) -> Iterator[tuple[int, Any]]:
+        """Like ``batch`` but yields ``(position, result)`` in completion order as they finish.
+        Stopping early cancels what has not finished."""
+        import asyncio
+
+        from ._batch import Progress, iter_batch, to_batch_request
+
+        items = [to_batch_request(r) for r in requests]
+        results: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+        done = object()
+
+        async def main() -> None:
+            try:
+                async with self._async_twin() as twin:
+                    it = iter_batch(twin, items, concurrency=concurrency, progress=Progress(len(items), enabled=progress),
+                                    max_requests_per_second=max_requests_per_second)
+                    async for pair in it:
+                        results.put(pair)
+                        if stop.is_set():
+                            break
+                    await it.aclose()  # type: ignore[attr-defined]
+            except BaseException as e:  # hand any failure to the consumer
+                results.put(e)
+            finally:
+                results.put(done)
+
+        worker = threading.Thread(target=lambda: asyncio.run(main()), name="vllm_client-batch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = results.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join(timeout=30)
 
     # -- endpoints -----------------------------------------------------------
 

@@ -30,6 +30,8 @@ class PreparedRequest:
     body: bytes | None
     timeout: Timeout
     stream: bool = False
+    path: str = ""  # the API path (``/chat/completions``), to re-aim the request at another replica
+    root: bool = False  # the path is at the server root (``/health``), not under the base URL
 
     def __repr__(self) -> str:  # never show headers: they hold the API key
         return f"PreparedRequest({self.method} {redact_url(self.url)}, {len(self.body or b'')} bytes, stream={self.stream})"

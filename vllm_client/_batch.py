@@ -1,0 +1,214 @@
+"""Batch jobs: many requests, bounded concurrency, an optional rate limit, progress.
+
+The engine is async (``run_batch``); ``VllmClient.batch`` runs it on a private
+event loop in a worker thread, so sync code gets the same throughput. Requests
+are builders (chat, completions, embeddings; of either client) or dicts
+``{"url": "/v1/chat/completions", "body": {...}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from ._exceptions import InvalidRequestError, VllmError
+from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse
+
+__all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress"]
+
+_PARSERS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
+    "/chat/completions": (ChatCompletionResponse.from_dict, "chat completion"),
+    "/completions": (CompletionResponse.from_dict, "completion"),
+    "/embeddings": (EmbeddingResponse.from_dict, "embeddings"),
+}
+
+
+def _raw(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
+@dataclass(slots=True)
+class BatchRequest:
+    """One request of a batch: an API path (relative to the base URL), a body, and its parser."""
+
+    path: str
+    body: dict[str, Any]
+    parse: Callable[[dict[str, Any]], Any]
+    what: str
+    headers: dict[str, str] | None = None
+
+
+def to_batch_request(item: Any) -> BatchRequest:
+    """A builder or a ``{"url", "body"}`` dict as a ``BatchRequest`` (checked before anything is sent)."""
+    from ._builders import _Builder
+
+    if isinstance(item, BatchRequest):
+        return item
+    if isinstance(item, _Builder):
+        parse, what = _PARSERS.get(item._path, (_raw, item._path))
+        body, headers, _ = item._request_parts(False)
+        return BatchRequest(item._path, body, parse, what, headers)
+    if isinstance(item, dict):
+        url = item.get("url")
+        body = item.get("body")
+        if not isinstance(url, str) or not url.startswith("/"):
+            raise InvalidRequestError(f"batch request {str(item)[:80]}: 'url' must be a server path such as "
+                                      "'/v1/chat/completions'")
+        if not isinstance(body, dict):
+            raise InvalidRequestError(f"batch request for {url}: 'body' must be a JSON object")
+        path = url[3:] if url.startswith("/v1/") else url
+        parse, what = _PARSERS.get(path, (_raw, path))
+        body = dict(body)
+        body.pop("stream", None)
+        return BatchRequest(path, body, parse, what)
+    raise InvalidRequestError(f"batch: expected builders or {{'url', 'body'}} dicts, got {type(item).__name__}")
+
+
+class RateLimiter:
+    """At most ``rate`` request starts per second (evenly spaced); None for no limit."""
+
+    def __init__(self, rate: float | None) -> None:
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0):
+            raise InvalidRequestError(f"max_requests_per_second={rate!r}: expected a positive number or None")
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        at = max(self.next_at, now)
+        self.next_at = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+class Progress:
+    """A progress line on stderr: done/total, rate, ETA, errors. A bar on a terminal (10 updates
+    a second at most); plain lines every few seconds otherwise."""
+
+    def __init__(self, total: int | None, *, enabled: bool = True, out: TextIO | None = None,
+                 every: float | None = None) -> None:
+        self.total = total
+        self.out = out or sys.stderr
+        self.enabled = enabled
+        self.tty = self.out.isatty()
+        self.every = every if every is not None else (0.1 if self.tty else 5.0)
+        self.done = 0
+        self.errors = 0
+        self.start = time.monotonic()
+        self._last = 0.0
+
+    def update(self, error: bool = False) -> None:
+        """Count one finished request."""
+        self.done += 1
+        if error:
+            self.errors += 1
+        if self.enabled:
+            now = time.monotonic()
+            if now - self._last >= self.every:
+                self._last = now
+                self._draw(now)
+
+    def line(self, now: float | None = None) -> str:
+        """The current status as text."""
+        elapsed = max((time.monotonic() if now is None else now) - self.start, 1e-9)
+        rate = self.done / elapsed
+        total = self.total
+        parts = [f"{self.done}/{total}" if total is not None else f"{self.done}"]
+        if total:
+            parts.insert(0, f"{100 * self.done / total:5.1f}%")
+        parts.append(f"{rate:.1f} req/s")
+        if total and rate > 0 and self.done < total:
+            parts.append(f"ETA {_duration((total - self.done) / rate)}")
+        parts.append(f"elapsed {_duration(elapsed)}")
+        parts.append(f"errors {self.errors}")
+        return "  ".join(parts)
+
+    def _draw(self, now: float) -> None:
+        text = self.line(now)
+        if self.tty:
+            width = 24
+            filled = int(width * self.done / self.total) if self.total else 0
+            self.out.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}\033[K")
+        else:
+            self.out.write(f"batch: {text}\n")
+        self.out.flush()
+
+    def close(self) -> None:
+        """Draw the final state."""
+        if self.enabled:
+            self._draw(time.monotonic())
+            if self.tty:
+                self.out.write("\n")
+            self.out.flush()
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
+async def _one(client: Any, req: BatchRequest) -> Any:
+    """Send one batch request with the client's retry policy; the response or the VllmError."""
+    def flow() -> Any:
+        body = dict(req.body)
+        yield from client.model_flow(body)
+        prepared = client.prepare("POST", req.path, body, headers=req.headers)
+        return (yield from client.json_flow(prepared, req.parse, req.what))
+
+    try:
+        return await client._run(flow())
+    except VllmError as e:
+        return e
+
+
+async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 64,
+                     max_requests_per_second: float | None = None,
+                     progress: Progress | None = None) -> AsyncIterator[tuple[int, Any]]:
+    """Yield ``(position, result)`` as requests finish; ``concurrency`` at a time."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise InvalidRequestError(f"concurrency={concurrency!r}: expected an integer >= 1")
+    items = [to_batch_request(r) for r in requests]  # bad input fails before anything is sent
+    limiter = RateLimiter(max_requests_per_second)
+    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+    feed = iter(enumerate(items))
+
+    async def worker() -> None:
+        for i, req in feed:  # the iterator is shared: each worker takes the next request
+            await limiter.wait()
+            result = await _one(client, req)
+            if progress is not None:
+                progress.update(error=isinstance(result, BaseException))
+            await queue.put((i, result))
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)) or 1)]
+    try:
+        for _ in range(len(items)):
+            yield await queue.get()
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if progress is not None:
+            progress.close()
+
+
+async def run_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 64,
+                    max_requests_per_second: float | None = None, progress: bool = True) -> list[Any]:
+    """All results in input order (a response, or the ``VllmError`` that request ended with)."""
+    items = list(requests)
+    results: list[Any] = [None] * len(items)
+    bar = Progress(len(items), enabled=progress)
+    async for i, result in iter_batch(client, items, concurrency=concurrency,
+                                      max_requests_per_second=max_requests_per_second, progress=bar):
+        results[i] = result
+    return results
