@@ -124,10 +124,7 @@ class StreamAccumulator:
         return out
 
     def _on_event(self, name: str, data: bytes, out: list[StreamEvent]) -> None:
-        if name in _CHUNK_EVENTS:
-            if data == _DONE:
-                self.done = True
-                return
+        if name in _CHUNK_EVENTS and data != _DONE:
             try:
                 obj = orjson.loads(data)
             except orjson.JSONDecodeError:
@@ -136,9 +133,8 @@ class StreamAccumulator:
             if obj.__class__ is not dict:
                 raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(data)}",
                                   body=obj)
-            if "error" in obj or obj.get("object") == "error":
-                if obj.get("error") or obj.get("object") == "error":
-                    self._raise_server_error(obj)
+            if ("error" in obj or "message" in obj) and (obj.get("error") or obj.get("object") == "error"):
+                self._raise_server_error(obj)  # {"error": {...}} or vLLM's flat {"object": "error", ...}
             self._on_chunk(obj, out)
             return
         if data == _DONE:
@@ -171,7 +167,15 @@ class StreamAccumulator:
                 if chat:
                     delta = ch.get("delta")
                     if delta:
-                        self._on_delta(st, delta, out)
+                        content = delta.get("content")
+                        if content.__class__ is str and len(delta) == 1:
+                            # the hot path: a plain text delta and nothing else
+                            st.has_content = True
+                            if content:
+                                st.content.append(content)
+                                out.append(ContentDelta(content, idx))
+                        else:
+                            self._on_delta(st, delta, out)
                 else:
                     text = ch.get("text")
                     if text:
