@@ -263,6 +263,8 @@ class AsyncConversation(ConversationBase):
                    max_rounds: int = 8) -> ChatCompletionResponse:
         """Send a user turn; it and the reply join the history once the reply is complete."""
         user, b = self._turn(text, tools, builder)
+        response: ChatCompletionResponse
+        loop: ToolLoop | None
         if b._toolset is not None and b._toolset.functions:
             response, loop = await b._tool_loop(max_rounds)
         else:
@@ -274,7 +276,7 @@ class AsyncConversation(ConversationBase):
                      builder: AsyncChatCompletionBuilder | None = None) -> AsyncChatStream:
         """Stream a user turn; the turn joins the history when the stream finishes well."""
         user, b = self._turn(text, None, builder)
-        stream = await b.send_stream()
+        stream: AsyncChatStream = await b.send_stream()
         stream.on_complete = self._commit_stream(user)
         return stream
 
@@ -322,7 +324,7 @@ class AsyncVllmClient(ClientCore):
                 return result
             value = error = None
             if step.__class__ is float:
-                await asyncio.sleep(step)  # type: ignore[arg-type]
+                await asyncio.sleep(step)
                 continue
             try:
                 value = await send(step)  # type: ignore[arg-type]
@@ -338,9 +340,10 @@ class AsyncVllmClient(ClientCore):
                 value = await asyncio.to_thread(call)
                 if inspect.isawaitable(value):
                     value = await value
-                return format_result(value)
+                text: str = format_result(value)
             except Exception as e:
-                return format_exception(e)
+                text = format_exception(e)
+            return text
 
         from ._tools import format_exception, format_result
 

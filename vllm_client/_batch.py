@@ -54,15 +54,15 @@ def to_batch_request(item: Any) -> BatchRequest:
         return BatchRequest(item._path, body, parse, what, headers)
     if isinstance(item, dict):
         url = item.get("url")
-        body = item.get("body")
+        raw_body = item.get("body")
         if not isinstance(url, str) or not url.startswith("/"):
             raise InvalidRequestError(f"batch request {str(item)[:80]}: 'url' must be a server path such as "
                                       "'/v1/chat/completions'")
-        if not isinstance(body, dict):
+        if not isinstance(raw_body, dict):
             raise InvalidRequestError(f"batch request for {url}: 'body' must be a JSON object")
         path = url[3:] if url.startswith("/v1/") else url
         parse, what = _PARSERS.get(path, (_raw, path))
-        body = dict(body)
+        body = dict(raw_body)
         body.pop("stream", None)
         return BatchRequest(path, body, parse, what)
     raise InvalidRequestError(f"batch: expected builders or {{'url', 'body'}} dicts, got {type(item).__name__}")

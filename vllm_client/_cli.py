@@ -143,7 +143,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         (m.id, "" if m.max_model_len is None else str(m.max_model_len), m.owned_by or "") for m in models]
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip())
     return 0
 
 

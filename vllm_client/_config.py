@@ -40,7 +40,7 @@ class Timeout:
                 raise InvalidRequestError(f"Timeout({name}={v!r}): expected a positive number of seconds or None")
 
 
-TimeoutTypes = Union[float, int, Timeout, None]
+TimeoutTypes = Union[float, int, Timeout, None]  # noqa: UP007 (a runtime alias: keep it 3.10-safe)
 
 
 def to_timeout(value: TimeoutTypes, *, what: str = "timeout") -> Timeout:

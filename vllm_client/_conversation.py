@@ -78,7 +78,7 @@ class ToolLoop:
 
     def add_results(self, results: Iterable[str]) -> None:
         """Append one tool message per call, in call order."""
-        for (call_id, _), content in zip(self._pending, results):
+        for (call_id, _), content in zip(self._pending, results, strict=False):
             self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
         self._pending = []
 

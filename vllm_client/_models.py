@@ -13,7 +13,13 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-from ._exceptions import _BY_STATUS, APIStatusError, InternalServerError, ResponseDecodeError, parse_error_object
+from ._exceptions import (
+    _BY_STATUS,
+    APIStatusError,
+    InternalServerError,
+    ResponseDecodeError,
+    parse_error_object,
+)
 
 __all__ = [
     "Usage",

@@ -12,7 +12,7 @@ once at the end (never ``+=`` on a growing string).
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +31,6 @@ from ._models import (
     ToolCall,
     ToolCallComplete,
     ToolCallDelta,
-    Usage,
     UsageEvent,
     split_content,
 )
@@ -426,7 +425,7 @@ class ChatStream(_StreamBase):
         super().__init__(response, accumulator)
         self._it = self._events()
 
-    def _events(self) -> Iterator[StreamEvent]:
+    def _events(self) -> Generator[StreamEvent, None, None]:
         acc = self._acc
         try:
             try:
@@ -453,7 +452,7 @@ class ChatStream(_StreamBase):
         """Only the content text, piece by piece."""
         for ev in self._it:
             if ev.__class__ is ContentDelta:
-                yield ev.text  # type: ignore[union-attr]
+                yield ev.text
 
     text = text_stream
 
@@ -484,7 +483,7 @@ class AsyncChatStream(_StreamBase):
         super().__init__(response, accumulator)
         self._it = self._events()
 
-    async def _events(self) -> AsyncIterator[StreamEvent]:
+    async def _events(self) -> AsyncGenerator[StreamEvent, None]:
         acc = self._acc
         try:
             try:
@@ -512,7 +511,7 @@ class AsyncChatStream(_StreamBase):
         """Only the content text, piece by piece."""
         async for ev in self._it:
             if ev.__class__ is ContentDelta:
-                yield ev.text  # type: ignore[union-attr]
+                yield ev.text
 
     text = text_stream
 

@@ -42,9 +42,10 @@ def run_call(call: Callable[[], Any] | str) -> str:
             import asyncio  # imported here: most programs never need it
 
             value = asyncio.run(_await(value))
-        return format_result(value)
+        text: str = format_result(value)
     except Exception as e:
-        return format_exception(e)
+        text = format_exception(e)
+    return text
 
 
 async def _await(aw: Any) -> Any:
@@ -222,6 +223,8 @@ class Conversation(ConversationBase):
              builder: ChatCompletionBuilder | None = None, max_rounds: int = 8) -> ChatCompletionResponse:
         """Send a user turn and return the reply; both join the history once the reply is complete."""
         user, b = self._turn(text, tools, builder)
+        response: ChatCompletionResponse
+        loop: ToolLoop | None
         if b._toolset is not None and b._toolset.functions:
             response, loop = b._tool_loop(max_rounds)
         else:
@@ -233,7 +236,7 @@ class Conversation(ConversationBase):
                builder: ChatCompletionBuilder | None = None) -> ChatStream:
         """Stream a user turn; the turn joins the history when the stream finishes well."""
         user, b = self._turn(text, None, builder)
-        stream = b.send_stream()
+        stream: ChatStream = b.send_stream()
         stream.on_complete = self._commit_stream(user)
         return stream
 
@@ -283,7 +286,7 @@ class VllmClient(ClientCore):
                 return result
             value = error = None
             if step.__class__ is float:
-                time.sleep(step)  # type: ignore[arg-type]
+                time.sleep(step)
                 continue
             try:
                 value = send(step)  # type: ignore[arg-type]
@@ -327,7 +330,8 @@ class VllmClient(ClientCore):
                 return await run_batch(twin, items, concurrency=concurrency, progress=progress,
                                        max_requests_per_second=max_requests_per_second)
 
-        return _run_in_thread(main)
+        results: list[Any] = _run_in_thread(main)
+        return results
 
     def batch_iter(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = False,
                    max_requests_per_second: float | None = None) -> Iterator[tuple[int, Any]]:
