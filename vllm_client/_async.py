@@ -40,14 +40,19 @@ class AiohttpTransport:
         self._limit = limit
         self._session: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timeouts: dict[Any, Any] = {}  # Timeout -> aiohttp.ClientTimeout
 
     def _get_session(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed:
             aiohttp = self._aiohttp
+            from urllib.request import getproxies
+
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=0),
-                trust_env=True,
+                # Honour HTTP(S)_PROXY / NO_PROXY like requests does, but only when set:
+                # trust_env costs a proxy and .netrc look-up on every request.
+                trust_env=bool(getproxies()),
                 auto_decompress=True,
             )
             self._loop = loop
@@ -63,7 +68,10 @@ class AiohttpTransport:
         aiohttp = self._aiohttp
         session = self._get_session()
         t = request.timeout
-        timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
+        timeout = self._timeouts.get(t)
+        if timeout is None:
+            timeout = self._timeouts[t] = aiohttp.ClientTimeout(
+                total=t.total, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
         url = request.url
         try:
             resp = await session.request(
