@@ -177,7 +177,7 @@ class StreamAccumulator:
                             self._on_delta(st, delta, out)
                 else:
                     text = ch.get("text")
-                    if text:
+                    if text and text.__class__ is str:
                         st.has_content = True
                         st.content.append(text)
                         out.append(ContentDelta(text, idx))
@@ -237,7 +237,7 @@ class StreamAccumulator:
             st.reasoning.append(reasoning)
             out.append(ReasoningDelta(reasoning, idx))
         refusal = delta.get("refusal")
-        if refusal:
+        if refusal and refusal.__class__ is str:
             st.refusal.append(refusal)
             out.append(RefusalDelta(refusal, idx))
         tool_calls = delta.get("tool_calls")
@@ -275,7 +275,7 @@ class StreamAccumulator:
                 if a:
                     args = a if a.__class__ is str else orjson.dumps(a).decode()
                     slot[3].append(args)
-            out.append(ToolCallDelta(st.index, ti, tid or None, name, args))
+            out.append(ToolCallDelta(st.index, ti, tid if tid and tid.__class__ is str else None, name, args))
 
     def _on_logprobs(self, st: _Choice, lp: Any) -> None:
         if not self.chat:
