@@ -331,7 +331,8 @@ def tool(fn: Callable[..., Any] | dict[str, Any], *, strict: bool = False, name:
 
 def is_async_tool(fn: Any) -> bool:
     """True for ``async def`` functions and objects whose ``__call__`` is one."""
-    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(type(fn), "__call__", None))
+    call = type(fn).__dict__.get("__call__") if not inspect.isroutine(fn) else None
+    return inspect.iscoroutinefunction(fn) or (call is not None and inspect.iscoroutinefunction(call))
 
 
 def _convert(value: Any, tp: Any) -> Any:
