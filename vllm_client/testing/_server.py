@@ -36,7 +36,7 @@ class _Headers(dict[str, str]):
     def __getitem__(self, key: str) -> str:
         return super().__getitem__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:
@@ -511,7 +511,7 @@ class FakeVllmServer:
         prompt_text = _message_text(body.get("messages")) if chat else "".join(self._prompt_texts(body))
         reasoning = scripted.get("reasoning")
         completion_tokens = len(pieces) + len(_pieces(reasoning or "")) + 4 * len(calls)
-        usage = {"prompt_tokens": len(_fake_tokens(prompt_text)), "total_tokens": 0,
+        usage: dict[str, Any] = {"prompt_tokens": len(_fake_tokens(prompt_text)), "total_tokens": 0,
                  "completion_tokens": completion_tokens, "prompt_tokens_details": None}
         usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
         if scripted.get("usage"):
@@ -521,7 +521,7 @@ class FakeVllmServer:
                 "id": f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(8)}", "created": int(time.time())}
 
     def _json_body(self, body: dict[str, Any], r: dict[str, Any], chat: bool) -> dict[str, Any]:
-        n = body.get("n") if isinstance(body.get("n"), int) and body["n"] > 0 else 1
+        n = _n(body)
         if chat:
             choices = []
             for i in range(n):
@@ -572,7 +572,7 @@ class FakeVllmServer:
         def ev(obj: dict[str, Any]) -> bytes:
             return b"data: " + orjson.dumps(obj) + b"\n\n"
 
-        n = body.get("n") if isinstance(body.get("n"), int) and body["n"] > 0 else 1
+        n = _n(body)
         base = {"id": r["id"], "object": "chat.completion.chunk" if chat else "text_completion",
                 "created": r["created"], "model": self.model}
         include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
@@ -685,6 +685,11 @@ class FakeVllmServer:
                                         "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
                                                   "completion_tokens": 0, "prompt_tokens_details": None}}))
         return True
+
+
+def _n(body: dict[str, Any]) -> int:
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
 
 
 def _error(status: int, message: str, typ: str | None = None, param: str | None = None) -> bytes:
