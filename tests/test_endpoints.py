@@ -252,6 +252,7 @@ async def test_async_endpoints() -> None:
         assert await client.health() is False
 
 
+@pytest.mark.filterwarnings("ignore:guided_choice")
 def test_vllm_typed_setters_bodies() -> None:
     t = MockTransport(lambda r: MockResponse(json={"choices": []}))
     with VllmClient(URL, transport=t) as client:
@@ -278,6 +279,7 @@ def test_vllm_typed_setters_bodies() -> None:
     lambda b: b.structured_outputs(regex="a", choice=["b"]), lambda b: b.structured_outputs(choice="ab"),
     lambda b: b.chat_template_kwargs(["x"]), lambda b: b.priority("high"), lambda b: b.guided_choice("ab"),
 ])
+@pytest.mark.filterwarnings("ignore:guided_choice")
 def test_vllm_setters_check_types(call: Any) -> None:
     with VllmClient(URL, transport=MockTransport(lambda r: MockResponse(json={}))) as client:
         with pytest.raises(InvalidRequestError):

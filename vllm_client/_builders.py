@@ -250,22 +250,26 @@ class _SamplingMixin(_Builder):
         return self._set("structured_outputs", spec)
 
     def guided_json(self: B, schema: Mapping[str, Any] | str) -> B:
-        """Older vLLM (< 0.12) name of ``structured_outputs(json=...)``."""
+        """Older vLLM name of ``structured_outputs(json=...)`` (deprecated: see ``_guided_warning``)."""
+        _guided_warning("guided_json")
         return self._set("guided_json", schema if isinstance(schema, str) else _copy(v.mapping("guided_json", schema)))
 
     def guided_regex(self: B, regex: str) -> B:
-        """Older vLLM name of ``structured_outputs(regex=...)``."""
+        """Older vLLM name of ``structured_outputs(regex=...)`` (deprecated)."""
+        _guided_warning("guided_regex")
         return self._set("guided_regex", v.string("guided_regex", regex))
 
     def guided_choice(self: B, choices: list[str]) -> B:
-        """Older vLLM name of ``structured_outputs(choice=...)``."""
+        """Older vLLM name of ``structured_outputs(choice=...)`` (deprecated)."""
+        _guided_warning("guided_choice")
         c = v.str_or_str_list("guided_choice", choices)
         if isinstance(c, str):
             raise InvalidRequestError("guided_choice(...): expected a list of strings")
         return self._set("guided_choice", c)
 
     def guided_grammar(self: B, grammar: str) -> B:
-        """Older vLLM name of ``structured_outputs(grammar=...)``."""
+        """Older vLLM name of ``structured_outputs(grammar=...)`` (deprecated)."""
+        _guided_warning("guided_grammar")
         return self._set("guided_grammar", v.string("guided_grammar", grammar))
 
     def priority(self: B, value: int) -> B:
@@ -275,6 +279,15 @@ class _SamplingMixin(_Builder):
     def request_id(self: B, value: str) -> B:
         """vLLM's ``request_id`` field: the id used in the server's logs and the response id."""
         return self._set("request_id", v.string("request_id", value))
+
+
+def _guided_warning(name: str) -> None:
+    import warnings
+
+    warnings.warn(
+        f"{name}(): vLLM replaced the guided_* fields with structured_outputs (0.10.2) and newer servers "
+        "(tested: 0.32) accept but ignore them; use .structured_outputs(...) unless your server is older",
+        DeprecationWarning, stacklevel=3)
 
 
 def _image_part(image: Any) -> dict[str, Any]:
@@ -397,7 +410,8 @@ class ChatBody(_SamplingMixin):
     # vLLM chat extensions
 
     def chat_template(self: CB, template: str) -> CB:
-        """A Jinja chat template to use instead of the model's (vLLM)."""
+        """A Jinja chat template to use instead of the model's (vLLM; the server must run with
+        ``--trust-request-chat-template``, else it answers 400)."""
         return self._set("chat_template", v.string("chat_template", template))
 
     def chat_template_kwargs(self: CB, kwargs: Mapping[str, Any]) -> CB:
