@@ -184,6 +184,14 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 }
 
 
+def status_class(status: int) -> type[APIStatusError]:
+    """The ``APIStatusError`` subclass for an HTTP status."""
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = InternalServerError if status >= 500 else APIStatusError
+    return cls
+
+
 class ResponseDecodeError(VllmError):
     """The server's body was not the JSON the SDK expected; ``body`` keeps what arrived."""
 
@@ -322,10 +330,7 @@ def error_from_response(
         message, typ, code, param = parse_error_object(parsed)
         if message is None:
             message = _one_line(body.decode("utf-8", "replace"), 300)
-    cls = _BY_STATUS.get(status)
-    if cls is None:
-        cls = InternalServerError if status >= 500 else APIStatusError
-    return cls(
+    return status_class(status)(
         message,
         status_code=status,
         body=parsed,

@@ -13,13 +13,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-from ._exceptions import (
-    _BY_STATUS,
-    APIStatusError,
-    InternalServerError,
-    ResponseDecodeError,
-    parse_error_object,
-)
+from ._exceptions import ResponseDecodeError, parse_error_object, status_class
 
 __all__ = [
     "Usage",
@@ -228,8 +222,7 @@ def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, statu
         if message is None and "error" in obj and not obj["error"]:
             return  # "error": null / "" is not an error
         status_code = code if isinstance(code, int) and 400 <= code <= 599 else status
-        cls = _BY_STATUS.get(status_code) or (InternalServerError if status_code >= 500 else APIStatusError)
-        raise cls(
+        raise status_class(status_code)(
             message or "the server answered with an error object",
             status_code=status_code,
             body=obj,

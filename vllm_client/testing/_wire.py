@@ -1,0 +1,454 @@
+"""vLLM 0.32 wire shapes for ``FakeVllmServer``: pure functions, no sockets.
+
+Every body here mirrors a recorded vLLM 0.32.0 response (``tests/wire/``): the key
+order, the extra null keys, compact JSON, and the chunk sequence of a stream.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+FAKE_VLLM_VERSION = "0.32.0+fake"
+SYSTEM_FINGERPRINT = "vllm-0.32.0-fake"
+
+# Token-like pieces: a run of up to 8 non-space characters with the whitespace before it
+# (how a BPE tokenizer streams words: "one", " two", " three"); trailing whitespace alone.
+_PIECE = re.compile(r"\s*\S{1,8}|\s+")
+_BYTE_IDS = 256  # ids below this are raw UTF-8 bytes (a byte-level fallback, like BPE)
+_ID_SPACE = 1 << 30
+
+
+def pieces(text: str) -> list[str]:
+    """Split text into token-like pieces that join back to exactly ``text``."""
+    return _PIECE.findall(text)
+
+
+class Tokenizer:
+    """A deterministic fake tokenizer: one id per piece (a stable hash), reversible.
+
+    Ids of pieces are ``256 + blake2b(piece) % 2**30`` (the same in every process);
+    ids 0-255 decode as raw bytes. Pieces seen by ``encode`` are remembered so that
+    ``decode`` can invert them.
+    """
+
+    def __init__(self) -> None:
+        self._vocab: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def piece_id(piece: str) -> int:
+        digest = hashlib.blake2b(piece.encode("utf-8"), digest_size=8).digest()
+        return _BYTE_IDS + int.from_bytes(digest, "little") % _ID_SPACE
+
+    def encode(self, text: str) -> list[int]:
+        ps = pieces(text)
+        ids = [self.piece_id(p) for p in ps]
+        with self._lock:
+            for i, p in zip(ids, ps):
+                self._vocab.setdefault(i, p)
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        """Raises ``KeyError(id)`` for an id this tokenizer never produced."""
+        out: list[str] = []
+        raw = bytearray()
+        for i in ids:
+            if 0 <= i < _BYTE_IDS:
+                raw.append(i)
+                continue
+            if raw:
+                out.append(raw.decode("utf-8", "replace"))
+                raw.clear()
+            piece = self._vocab.get(i)
+            if piece is None:
+                raise KeyError(i)
+            out.append(piece)
+        if raw:
+            out.append(raw.decode("utf-8", "replace"))
+        return "".join(out)
+
+    def token_strs(self, text: str) -> list[str]:
+        """The pieces as byte-level BPE shows them (``"Ġweather"``)."""
+        return [p.replace(" ", "Ġ").replace("\n", "Ċ").replace("\t", "ĉ") for p in pieces(text)]
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's ``content``: a string, or a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        out = []
+        for part in content:
+            if isinstance(part, dict):
+                if isinstance(part.get("text"), str):
+                    out.append(part["text"])
+                elif part.get("type"):
+                    out.append(f"<{part['type']}>")
+            elif isinstance(part, str):
+                out.append(part)
+        return "".join(out)
+    return ""
+
+
+def render_chat(messages: list[Any], tools: Any = None, add_generation_prompt: bool = True) -> str:
+    """A fake chat template: what the prompt token count is computed from."""
+    out = []
+    if tools:
+        out.append(f"<|tools|>\n{json.dumps(tools)}\n")
+    for m in messages:
+        if not isinstance(m, dict):
+            continue
+        text = content_text(m.get("content"))
+        if m.get("tool_calls"):
+            text += json.dumps(m["tool_calls"])
+        out.append(f"<|{m.get('role', 'user')}|>\n{text}\n")
+    if add_generation_prompt:
+        out.append("<|assistant|>\n")
+    return "".join(out)
+
+
+def last_user_text(messages: list[Any]) -> str:
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return content_text(m.get("content"))
+    return ""
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+_ERROR_TYPES = {
+    400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
+    404: "NotFoundError", 405: "MethodNotAllowedError", 408: "RequestTimeoutError",
+    409: "ConflictError", 413: "PayloadTooLargeError", 422: "UnprocessableEntityError",
+    429: "RateLimitError", 500: "InternalServerError", 501: "NotImplementedError",
+    502: "BadGatewayError", 503: "ServiceUnavailableError", 504: "GatewayTimeoutError",
+}
+_ERROR_MESSAGES = {
+    400: "Bad request (scripted by FakeVllmServer).",
+    404: "The model `fake` does not exist.",
+    429: "Too many requests (scripted by FakeVllmServer).",
+    500: "EngineCore encountered an issue. See stack trace (above) for the root cause.",
+    503: "The server is overloaded or not ready yet (scripted by FakeVllmServer).",
+}
+
+
+def error_body(status: int, message: str | None = None, type_: str | None = None,
+               param: str | None = None) -> bytes:
+    """vLLM's error envelope: ``{"error": {"message", "type", "param", "code": <status>}}``."""
+    if message is None:
+        message = _ERROR_MESSAGES.get(status, f"Error {status} (scripted by FakeVllmServer).")
+    return orjson.dumps({"error": {"message": message,
+                                   "type": type_ or _ERROR_TYPES.get(status, "InternalServerError"),
+                                   "param": param, "code": status}})
+
+
+def default_error_body(status: int) -> bytes:
+    """What vLLM sends for this status when a test just says ``fail(status)``."""
+    if status == 401:  # vLLM's --api-key middleware
+        return b'{"error":"Unauthorized"}'
+    return error_body(status)
+
+
+def bad_param(message: str, param: str | None, value: Any = None, *, with_value: bool = True) -> bytes:
+    """A 400 ``BadRequestError`` the way vLLM words parameter errors."""
+    if param is not None:
+        suffix = f"parameter={param}, value={value}" if with_value else f"parameter={param}"
+        message = f"{message} ({suffix})"
+    return error_body(400, message, "BadRequestError", param)
+
+
+def validation_error(kind: str, loc: str, msg: str, input_: str, extra: str = "") -> bytes:
+    """A FastAPI/pydantic request validation failure: ``type: "Bad Request"``."""
+    detail = f"{{'type': '{kind}', 'loc': '{loc}', 'msg': '{msg}', 'input': {input_}{extra}}}"
+    return error_body(400, f"1 validation error:\n  {detail}", "Bad Request", loc)
+
+
+def json_decode_error(raw: bytes) -> bytes:
+    try:
+        json.loads(raw)
+        pos, msg = 0, "Expecting value"
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        pos = getattr(e, "pos", 0) or 0
+        msg = getattr(e, "msg", "Invalid JSON")
+    return validation_error("json_invalid", f"body.{pos}", "JSON decode error", "'<dict of 0 items>'",
+                            f", 'ctx': {{'error': '{msg}'}}")
+
+
+# -- replies -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ToolCallSpec:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class Reply:
+    """A resolved reply: what one choice says, already cut into pieces."""
+
+    content: list[str] | None
+    reasoning: list[str] | None
+    tool_calls: list[ToolCallSpec]
+    finish_reason: str
+    usage_override: dict[str, Any] | None = None
+
+
+def make_tool_calls(specs: list[dict[str, Any]] | None) -> list[ToolCallSpec]:
+    out = []
+    for spec in specs or []:
+        fn = spec.get("function") if isinstance(spec.get("function"), dict) else spec
+        args = fn.get("arguments", {})
+        # vLLM's tool parsers re-serialise with json.dumps: '{"city": "Paris"}' (spaced).
+        text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        out.append(ToolCallSpec(spec.get("id") or f"chatcmpl-tool-{secrets.token_hex(8)}",
+                                str(fn.get("name", "")), text))
+    return out
+
+
+def scripted_reply(content: str | None, reasoning: str | None, tool_calls: list[dict[str, Any]] | None,
+                   usage: dict[str, Any] | None, finish_reason: str | None) -> Reply:
+    calls = make_tool_calls(tool_calls)
+    return Reply(pieces(content) if content is not None else None,
+                 pieces(reasoning) if reasoning is not None else None,
+                 calls, finish_reason or ("tool_calls" if calls else "stop"), usage)
+
+
+def default_reply(text: str, max_tokens: int | None) -> Reply:
+    ps = pieces(text)
+    if max_tokens is not None and 0 < max_tokens < len(ps):
+        return Reply(ps[:max_tokens], None, [], "length")
+    return Reply(ps, None, [], "stop")
+
+
+def completion_tokens(r: Reply) -> int:
+    n = len(r.content or ()) + len(r.reasoning or ())
+    for c in r.tool_calls:
+        n += len(pieces(c.name)) + len(pieces(c.arguments))
+    return n
+
+
+def usage_dict(prompt_tokens: int, completion: int, r: Reply, *, details: bool) -> dict[str, Any]:
+    """vLLM's usage object; ``details`` adds the ``*_details`` keys (non-stream bodies)."""
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + completion,
+                             "completion_tokens": completion}
+    reasoning_details = {"reasoning_tokens": len(r.reasoning or ())} if r.reasoning is not None else None
+    if details:
+        usage["prompt_tokens_details"] = None
+        usage["completion_tokens_details"] = reasoning_details
+    elif reasoning_details is not None:
+        usage["completion_tokens_details"] = reasoning_details
+    if r.usage_override:
+        usage.update(r.usage_override)
+        if "total_tokens" not in r.usage_override:
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return usage
+
+
+def new_id(prefix: str, request_id: str | None) -> str:
+    return f"{prefix}-{request_id}" if request_id else f"{prefix}-{secrets.token_hex(8)}"
+
+
+@dataclass
+class Gen:
+    """Everything a chat or completions answer is built from."""
+
+    id: str
+    model: str
+    n: int
+    reply: Reply
+    prompt_tokens: int
+    prompt_token_ids: list[int] | None  # set when the request asked return_token_ids
+    token_ids: list[int] | None
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+def chat_json(g: Gen) -> bytes:
+    r = g.reply
+    choices = []
+    content = "".join(r.content) if r.content is not None else None
+    for i in range(g.n):
+        msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None, "annotations": None,
+                               "audio": None, "function_call": None}
+        if r.tool_calls:
+            msg["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.name,
+                                                                                "arguments": c.arguments}}
+                                 for c in r.tool_calls]
+        msg["reasoning"] = "".join(r.reasoning) if r.reasoning is not None else None
+        choices.append({"index": i, "message": msg, "logprobs": None, "finish_reason": r.finish_reason,
+                        "stop_reason": None, "token_ids": g.token_ids, "routed_experts": None})
+    return orjson.dumps({
+        "id": g.id, "object": "chat.completion", "created": g.created, "model": g.model, "choices": choices,
+        "service_tier": None, "system_fingerprint": SYSTEM_FINGERPRINT,
+        "usage": usage_dict(g.prompt_tokens, g.n * completion_tokens(r), r, details=True),
+        "prompt_logprobs": None, "prompt_token_ids": g.prompt_token_ids, "prompt_text": None,
+        "kv_transfer_params": None, "ec_transfer_params": None, "metrics": None})
+
+
+def _event(obj: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+DONE = b"data: [DONE]\n\n"
+
+
+def chat_events(g: Gen, include_usage: bool, continuous_usage: bool) -> list[bytes]:
+    """The SSE events of a streamed chat answer, in vLLM 0.32's order and shapes.
+
+    Role chunk per choice (``content: ""``, top-level ``prompt_token_ids``/``prompt_text``),
+    reasoning then content pieces (choices interleaved), one chunk per tool call holding
+    two same-index entries (name, then arguments) with ``content: null``; the finish rides
+    on the last piece for ``length``, else comes as a ``delta: {}`` chunk; the
+    ``choices: []`` usage chunk when asked; ``system_fingerprint`` on the last JSON chunk.
+    """
+    r = g.reply
+    head = {"id": g.id, "object": "chat.completion.chunk", "created": g.created, "model": g.model}
+    chunks: list[dict[str, Any]] = []
+    emitted = 0
+
+    def add(choice: dict[str, Any], counts: bool = True) -> None:
+        nonlocal emitted
+        emitted += counts
+        chunk = {**head, "choices": [choice]}
+        if continuous_usage:
+            chunk["usage"] = {"prompt_tokens": g.prompt_tokens, "total_tokens": g.prompt_tokens + emitted,
+                              "completion_tokens": emitted}
+        chunks.append(chunk)
+
+    for i in range(g.n):
+        add({"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+             "finish_reason": None}, counts=False)
+        chunks[-1]["prompt_token_ids"] = g.prompt_token_ids
+        chunks[-1]["prompt_text"] = None
+    deltas: list[dict[str, Any]] = [{"reasoning": p} for p in r.reasoning or ()]
+    deltas += [{"content": p} for p in r.content or ()]
+    token_ids = g.token_ids or []
+    finish_on_last = r.finish_reason == "length" and bool(deltas) and not r.tool_calls
+    for k, delta in enumerate(deltas):
+        last = finish_on_last and k == len(deltas) - 1
+        for i in range(g.n):
+            choice: dict[str, Any] = {"index": i, "delta": delta, "logprobs": None,
+                                      "finish_reason": r.finish_reason if last else None}
+            if last:
+                choice["stop_reason"] = None
+            choice["token_ids"] = [token_ids[k]] if k < len(token_ids) else None
+            add(choice)
+    for c in r.tool_calls:
+        entries = [{"id": c.id, "type": "function", "index": r.tool_calls.index(c), "function": {"name": c.name}},
+                   {"index": r.tool_calls.index(c), "function": {"arguments": c.arguments}}]
+        for i in range(g.n):
+            add({"index": i, "delta": {"content": None, "tool_calls": entries}, "logprobs": None,
+                 "finish_reason": None, "token_ids": None})
+    if not finish_on_last:
+        for i in range(g.n):
+            add({"index": i, "delta": {}, "logprobs": None, "finish_reason": r.finish_reason,
+                 "stop_reason": None, "token_ids": None}, counts=False)
+    return _finish_stream(g, chunks, head, include_usage)
+
+
+def _finish_stream(g: Gen, chunks: list[dict[str, Any]], head: dict[str, Any], include_usage: bool) -> list[bytes]:
+    if include_usage:
+        usage = usage_dict(g.prompt_tokens, g.n * completion_tokens(g.reply), g.reply, details=False)
+        chunks.append({**head, "choices": [], "usage": usage})
+    chunks[-1]["system_fingerprint"] = SYSTEM_FINGERPRINT
+    return [_event(c) for c in chunks] + [DONE]
+
+
+def completion_json(g: Gen, prompts: list[str], echo: bool, prompt_ids: list[list[int]] | None) -> bytes:
+    r = g.reply
+    text = "".join(r.content or ())
+    choices = []
+    for p_index, prompt in enumerate(prompts):
+        for j in range(g.n):
+            choices.append({"index": p_index * g.n + j, "text": (prompt if echo else "") + text, "logprobs": None,
+                            "finish_reason": r.finish_reason, "stop_reason": None, "token_ids": g.token_ids,
+                            "prompt_logprobs": None,
+                            "prompt_token_ids": prompt_ids[p_index] if prompt_ids is not None else None,
+                            "routed_experts": None})
+    return orjson.dumps({
+        "id": g.id, "object": "text_completion", "created": g.created, "model": g.model, "choices": choices,
+        "service_tier": None, "system_fingerprint": SYSTEM_FINGERPRINT,
+        "usage": usage_dict(g.prompt_tokens, len(choices) * completion_tokens(r), r, details=True),
+        "kv_transfer_params": None, "ec_transfer_params": None, "metrics": None})
+
+
+def completion_events(g: Gen, prompts: list[str], echo: bool, include_usage: bool) -> list[bytes]:
+    """Legacy completions SSE: ``object: text_completion`` chunks, choices interleaved by index;
+    ``length`` rides on the last piece, otherwise an empty-text chunk carries the finish."""
+    r = g.reply
+    head = {"id": g.id, "object": "text_completion", "created": g.created, "model": g.model}
+    per_choice: list[list[str]] = []
+    for prompt in prompts:
+        for _ in range(g.n):
+            texts = list(r.content or ())
+            if echo:  # vLLM prepends the prompt to the first delta
+                texts = [prompt + texts[0], *texts[1:]] if texts else [prompt]
+            per_choice.append(texts)
+    separate_finish = r.finish_reason != "length" or not (r.content or ())
+    if separate_finish:
+        for texts in per_choice:
+            texts.append("")
+    chunks: list[dict[str, Any]] = []
+    longest = max((len(t) for t in per_choice), default=0)
+    for k in range(longest):
+        for index, texts in enumerate(per_choice):
+            if k < len(texts):
+                last = k == len(texts) - 1
+                chunks.append({**head, "choices": [{
+                    "index": index, "text": texts[k], "logprobs": None,
+                    "finish_reason": r.finish_reason if last else None, "stop_reason": None,
+                    "prompt_token_ids": None, "token_ids": None}]})
+    if include_usage:
+        usage = usage_dict(g.prompt_tokens, len(per_choice) * completion_tokens(r), r, details=False)
+        chunks.append({**head, "choices": [], "usage": usage})
+    chunks[-1]["system_fingerprint"] = SYSTEM_FINGERPRINT
+    return [_event(c) for c in chunks] + [DONE]
+
+
+# -- other endpoints ---------------------------------------------------------------------------
+
+
+def models_json(model: str, root: str, max_model_len: int) -> bytes:
+    now = int(time.time())
+    return orjson.dumps({"object": "list", "data": [{
+        "id": model, "object": "model", "created": now, "owned_by": "vllm", "root": root, "parent": None,
+        "max_model_len": max_model_len,
+        "permission": [{"id": f"modelperm-{secrets.token_hex(8)}", "object": "model_permission", "created": now,
+                        "allow_create_engine": False, "allow_sampling": True, "allow_logprobs": True,
+                        "allow_search_indices": False, "allow_view": True, "allow_fine_tuning": False,
+                        "organization": "*", "group": None, "is_blocking": False}]}]})
+
+
+def embedding(item: Any, dim: int) -> list[float]:
+    """A deterministic unit vector for this input (float32-exact, so base64 and floats agree)."""
+    seed = orjson.dumps(item)
+    raw = b"".join(hashlib.blake2b(seed + k.to_bytes(4, "little"), digest_size=64).digest()
+                   for k in range((dim * 2 + 63) // 64))
+    vec = [(int.from_bytes(raw[2 * i:2 * i + 2], "little") - 32767.5) / 32767.5 for i in range(dim)]
+    norm = sum(v * v for v in vec) ** 0.5 or 1.0
+    packed = struct.pack(f"<{dim}f", *(v / norm for v in vec))
+    return list(struct.unpack(f"<{dim}f", packed))
+
+
+def embeddings_json(model: str, vectors: list[list[float]], prompt_tokens: int, base64_format: bool) -> bytes:
+    data = []
+    for i, vec in enumerate(vectors):
+        emb: Any = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode() if base64_format else vec
+        data.append({"index": i, "object": "embedding", "embedding": emb})
+    return orjson.dumps({"id": f"embd-{secrets.token_hex(8)}", "object": "list", "created": int(time.time()),
+                         "model": model, "data": data,
+                         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens,
+                                   "completion_tokens": 0, "prompt_tokens_details": None,
+                                   "completion_tokens_details": None}})
