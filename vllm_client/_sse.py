@@ -95,6 +95,18 @@ class SSEDecoder:
                 data = self._data
         return out
 
+    def single_data(self, chunk: bytes) -> bytes | None:
+        """The data of ``chunk`` when it is exactly one ``data: ...`` event and nothing is pending
+        (how vLLM writes each event: its own HTTP chunk), else None: then call ``feed``.
+
+        The same result ``feed`` would give, without building lines or an event object.
+        """
+        if (chunk[:6] == b"data: " and chunk[-2:] == b"\n\n" and self._started and not self._tail
+                and not self._data and not self._event and not self._skip_lf
+                and chunk.count(b"\n") == 2 and b"\r" not in chunk):
+            return chunk[6:-2]
+        return None
+
     def _field(self, line: bytes) -> None:
         if line[:1] == b":":
             self.comments += 1

@@ -118,6 +118,10 @@ class StreamAccumulator:
     def feed(self, data: bytes) -> list[StreamEvent]:
         """Decode a piece of the body (any split) into events."""
         out: list[StreamEvent] = []
+        single = self._sse.single_data(data)
+        if single is not None:  # one whole event per read, as vLLM sends: skip the line splitting
+            self._on_event("message", single, out)
+            return out
         for ev in self._sse.feed(data):
             self._on_event(ev.event, ev.data, out)
         return out

@@ -170,11 +170,13 @@ class RequestsTransport:
                 source: Iterable[bytes] = raw.read_chunked(None, decode_content=True)
             else:
                 source = _read1_loop(raw)
-            for piece in source:
-                if piece:
+            if deadline is None:
+                yield from source
+            else:
+                for piece in source:
                     yield piece
-                if deadline is not None and time.monotonic() > deadline:
-                    raise APITimeoutError(f"total timeout exceeded reading from {redact_url(url)}", url=url)
+                    if time.monotonic() > deadline:
+                        raise APITimeoutError(f"total timeout exceeded reading from {redact_url(url)}", url=url)
         except (ue.ReadTimeoutError, rq.exceptions.Timeout, TimeoutError) as e:
             raise APITimeoutError(f"read timed out from {redact_url(url)}: {_why(e)}", url=url) from None
         except (ue.HTTPError, rq.exceptions.RequestException, OSError) as e:
