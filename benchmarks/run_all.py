@@ -65,13 +65,16 @@ def import_time(module: str) -> float:
     return max(0.0, statistics.median(once(f"import {module}") for _ in range(7)) - base)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--chunks", type=int, default=20000)
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", default=str(HERE / "results" / "latest.json"))
-    args = ap.parse_args()
+    ap.add_argument("--only", choices=["stream", "nonstream", "import"], action="append",
+                    help="run only these parts (repeatable); default: all")
+    args = ap.parse_args(argv)
+    parts = set(args.only or ["stream", "nonstream", "import"])
 
     port = free_port()
     server = subprocess.Popen([PY, str(HERE / "_server.py"), str(port)], stdout=subprocess.PIPE, text=True)
@@ -85,7 +88,7 @@ def main() -> None:
                                               f"Python {platform.python_version()}",
                                    "date": time.strftime("%Y-%m-%d"), "chunks": args.chunks,
                                    "requests": args.requests, "stream": {}, "nonstream": {}, "import_s": {}}
-        for mode in ("many", "one"):
+        for mode in ("many", "one") if "stream" in parts else ():
             for name in STREAM:
                 if name.startswith("openai") and not with_openai:
                     continue
@@ -94,7 +97,7 @@ def main() -> None:
                     results["stream"].setdefault(mode, {})[name] = r
                     print(f"stream {mode:4} {name:32} {1e6 * r['cpu_s'] / args.chunks:8.2f} us/chunk  "
                           f"rss {r['rss_kb'] / 1024:6.1f} MB", flush=True)
-        for name in NONSTREAM:
+        for name in NONSTREAM if "nonstream" in parts else ():
             if name.startswith("openai") and not with_openai:
                 continue
             r = run(name, "nonstream", args.requests, url, "", args.repeat)
@@ -102,10 +105,11 @@ def main() -> None:
                 results["nonstream"][name] = r
                 print(f"nonstream {name:30} {1e3 * r['cpu_s'] / args.requests:8.3f} ms/req  "
                       f"{args.requests / r['wall_s']:8.0f} req/s", flush=True)
-        for module in ["vllm_client", "requests", "orjson", "aiohttp", "requests, orjson"] + (
-                ["openai"] if with_openai else []):
-            results["import_s"][module] = import_time(module)
-        results["cli_help_s"] = import_time("vllm_client._cli; vllm_client._cli.build_parser().format_help()")
+        if "import" in parts:
+            for module in ["vllm_client", "requests", "orjson", "aiohttp", "requests, orjson"] + (
+                    ["openai"] if with_openai else []):
+                results["import_s"][module] = import_time(module)
+            results["cli_help_s"] = import_time("vllm_client._cli; vllm_client._cli.build_parser().format_help()")
     finally:
         server.terminate()
         server.wait(timeout=10)
@@ -117,6 +121,15 @@ def main() -> None:
 
 
 def print_table(res: dict[str, Any]) -> None:
+    if res["stream"]:
+        print_stream(res)
+    if res["nonstream"]:
+        print_nonstream(res)
+    if res["import_s"]:
+        print_imports(res)
+
+
+def print_stream(res: dict[str, Any]) -> None:
     n = res["chunks"]
     print(f"\n## Streaming: client CPU per chunk ({n} chunks; {res['machine']}; {res['date']})\n")
     print("| client | many events/read | ratio vs bare | one event/read | ratio vs bare | peak RSS |")
@@ -135,6 +148,9 @@ def print_table(res: dict[str, Any]) -> None:
             cells += [f"{us:.2f} us", f"{us / (1e6 * bare['cpu_s'] / n):.2f}x" if bare else "-"]
         rss = res["stream"]["many"][name]["rss_kb"] / 1024
         print(f"| {name} | {' | '.join(cells)} | {rss:.1f} MB |")
+
+
+def print_nonstream(res: dict[str, Any]) -> None:
     m = res["requests"]
     print(f"\n## Non-stream: {m} requests (sync sequential; async at concurrency 64)\n")
     print("| client | CPU per request | ratio vs bare | requests/s | ratio vs bare |")
@@ -146,6 +162,9 @@ def print_table(res: dict[str, Any]) -> None:
         ratio = f"{ms / (1e3 * bare['cpu_s'] / m):.2f}x" if bare else "-"
         rratio = f"{rps / (m / bare['wall_s']):.2f}x" if bare else "-"
         print(f"| {name} | {ms:.3f} ms | {ratio} | {rps:.0f} | {rratio} |")
+
+
+def print_imports(res: dict[str, Any]) -> None:
     print("\n## Import time (python -c 'import X' minus python -c pass, median of 7)\n")
     print("| module | seconds |")
     print("|---|---|")
