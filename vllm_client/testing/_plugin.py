@@ -1,6 +1,7 @@
 """pytest plugin (entry point ``pytest11``): the ``vllm_server`` fixture.
 
-Kept cheap to import: it is loaded in every pytest run where vllm_client is installed.
+Loaded in every pytest run where vllm_client is installed, so it imports nothing
+heavy: the server module is imported inside the fixture.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def vllm_server() -> Iterator[FakeVllmServer]:
-    """A started ``FakeVllmServer`` (``.url``, ``.reply()``, ``.fail()``, ``.requests`` ...), stopped afterwards."""
+def vllm_server(request: pytest.FixtureRequest) -> Iterator[FakeVllmServer]:
+    """A started ``FakeVllmServer`` (``.url``, ``.reply()``, ``.fail()``, ``.requests`` ...), stopped after the test.
+
+    Constructor arguments can be given with indirect parametrisation:
+    ``@pytest.mark.parametrize("vllm_server", [{"model": "m"}], indirect=True)``.
+    """
     from ._server import FakeVllmServer
 
-    with FakeVllmServer() as server:
+    kwargs = getattr(request, "param", None) or {}
+    with FakeVllmServer(**kwargs) as server:
         yield server

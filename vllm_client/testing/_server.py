@@ -1,42 +1,52 @@
 """``FakeVllmServer``: a real HTTP/1.1 server on 127.0.0.1 that speaks vLLM's OpenAI-compatible API.
 
-It answers in vLLM 0.32's wire format (chat JSON and SSE token by token, legacy
-completions, models, embeddings, health, version, tokenize/detokenize at the root),
-with scripted replies and faults queued in order. Standard library + orjson only.
+It answers in vLLM 0.32's wire format (chat and legacy completions as JSON or SSE
+piece by piece, models, embeddings, health, version, tokenize/detokenize at the
+root), with scripted replies and faults taken from a FIFO queue. Standard library
+and orjson only; ``http.server.ThreadingHTTPServer`` in a daemon thread.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import math
-import re
-import secrets
+import selectors
 import socket
-import struct
+import socketserver
+import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
 
+from . import _wire as w
+
 __all__ = ["FakeVllmServer", "RecordedRequest"]
 
-_PIECE = re.compile(r"\s*\S+|\s+$")
-FAKE_VERSION = "0.0.0+fake"
+_CHAT = "/v1/chat/completions"
+_COMPLETIONS = "/v1/completions"
+_GENERATION = (_CHAT, _COMPLETIONS)
+_ROUTES: dict[str, tuple[str, ...]] = {
+    _CHAT: ("POST",), _COMPLETIONS: ("POST",), "/v1/embeddings": ("POST",), "/v1/models": ("GET",),
+    "/health": ("GET",), "/ping": ("GET", "POST"), "/version": ("GET",), "/load": ("GET",),
+    "/tokenize": ("POST",), "/detokenize": ("POST",),
+}
+_MODIFIERS = frozenset({"delay", "trickle", "disconnect_after", "stall"})
+_DEFAULT_CHAT = "Hello! I am a fake vLLM server."
+_DEFAULT_COMPLETION = " and so the story goes on."
+_NOT_FOUND = b'{"detail":"Not Found"}'
 
 
 class _Headers(dict[str, str]):
-    """Request headers; keys are lower-case, look-ups are case-insensitive."""
+    """Request headers as a dict with lower-case keys; look-ups ignore case."""
 
     def __getitem__(self, key: str) -> str:
         return super().__getitem__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:
+    def get(self, key: str, default: Any = None) -> Any:  # noqa: D102
         return super().get(key.lower(), default)
 
     def __contains__(self, key: object) -> bool:
@@ -45,212 +55,325 @@ class _Headers(dict[str, str]):
 
 @dataclass
 class RecordedRequest:
-    """What the server received: method, path, headers (case-insensitive), parsed JSON body, raw bytes."""
+    """One request the server received.
+
+    ``headers`` is a dict with lower-case keys whose look-ups ignore case; ``body`` is
+    the parsed JSON (``None`` when there was no body or it was not JSON); ``raw`` the bytes.
+    """
 
     method: str
     path: str
-    headers: Mapping[str, str]
+    headers: dict[str, str]
     body: Any
     raw: bytes = field(repr=False, default=b"")
+    query: str = ""
+
+
+@dataclass
+class _Item:
+    kind: str
+    path: str | None
+    args: dict[str, Any]
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.path is None:
+            return method == "POST" and path in _GENERATION
+        return self.path == "*" or self.path == path
 
 
 @dataclass
 class _Plan:
-    """How the next generation request is answered (built from the queue)."""
+    """What the queue says about one request: at most one terminal item and one of each modifier."""
 
-    kind: str = "reply"  # reply | fail | raw | sse | reset | mid_body
-    reply: dict[str, Any] | None = None
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    events: list[bytes] = field(default_factory=list)
+    terminal: _Item | None = None
     delay: float = 0.0
     trickle: float = 0.0
     disconnect_after: int | None = None
     stall: tuple[float, int] | None = None
 
 
-_MODIFIERS = {"delay", "trickle", "disconnect_after", "stall"}
+@dataclass
+class _Answer:
+    status: int
+    body: bytes = b""
+    content_type: str | None = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    events: list[bytes] | None = None  # an SSE answer
+    exact: bool = False  # raw(): the caller's headers are the framing
 
 
-class _Conn:
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buf = b""
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
 
-    def read_request(self) -> tuple[str, str, _Headers, bytes] | None:
-        while b"\r\n\r\n" not in self.buf:
-            data = self.sock.recv(65536)
-            if not data:
-                return None
-            self.buf += data
-            if len(self.buf) > 1 << 20:
-                return None
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
+    def __init__(self, fake: FakeVllmServer, address: tuple[str, int]) -> None:
+        self.fake = fake
+        self.conns: set[socket.socket] = set()
+        self.threads: set[threading.Thread] = set()
+        self.track = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind does a reverse DNS look-up (getfqdn); skip it.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def serve(self, stopping: threading.Event, wake: socket.socket) -> None:
+        """Accept until ``wake`` becomes readable (stop() writes to its peer): no polling."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.socket, selectors.EVENT_READ)
+            sel.register(wake, selectors.EVENT_READ)
+            while not stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is wake or stopping.is_set():
+                        return
+                    try:
+                        request, client_address = self.get_request()
+                    except OSError:
+                        continue
+                    self.process_request(request, client_address)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        t = threading.Thread(target=self._serve_conn, args=(request, client_address), daemon=True,
+                             name=f"FakeVllmServer-conn-{client_address[1]}")
+        with self.track:
+            self.conns.add(request)
+            self.threads.add(t)
+        t.start()
+
+    def _serve_conn(self, request: Any, client_address: Any) -> None:
         try:
-            method, path, _ = lines[0].split(" ", 2)
-        except ValueError:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self.track:
+                self.conns.discard(request)
+                self.threads.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up (mid-stream, on keep-alive, at stop()) are normal here: stay silent.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) or self.fake._stopping.is_set():
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # every SSE event leaves at once, in its own segment
+    server: _HTTPServer
+
+    def version_string(self) -> str:
+        return "FakeVllmServer"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.fake._dispatch(self)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+
+    # -- body in -----------------------------------------------------------------------------
+
+    def read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            parts: list[bytes] = []
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    # -- bytes out ---------------------------------------------------------------------------
+
+    def cut(self) -> None:
+        """End the connection here: whatever was sent is all the client gets (a FIN)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def head(self, a: _Answer, length: int | None) -> None:
+        self.send_response(a.status)
+        if a.content_type:
+            self.send_header("content-type", a.content_type)
+        if length is not None:
+            self.send_header("content-length", str(length))
+        for k, v in a.headers:
+            self.send_header(k, v)
+        self.end_headers()
+
+    def send_answer(self, a: _Answer, plan: _Plan) -> None:
+        stop = self.server.fake._stopping
+        if a.events is None:
+            cut = plan.disconnect_after is not None or (plan.terminal is not None
+                                                         and plan.terminal.kind == "mid_body")
+            framed = a.exact and any(k.lower() in ("content-length", "transfer-encoding") for k, _ in a.headers)
+            self.head(a, None if framed else len(a.body))
+            if plan.stall is not None and stop.wait(plan.stall[0]):
+                return self.cut()
+            if cut:
+                self.wfile.write(a.body[: len(a.body) // 2])
+                return self.cut()
+            self.wfile.write(a.body)
+            if framed:
+                self.close_connection = True
             return None
-        headers = _Headers()
-        for ln in lines[1:]:
-            if ":" in ln:
-                k, v = ln.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        n = int(headers.get("content-length") or 0)
-        while len(rest) < n:
-            data = self.sock.recv(65536)
-            if not data:
-                return None
-            rest += data
-        body, self.buf = rest[:n], rest[n:]
-        return method, path, headers, body
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def respond(self, status: int, body: bytes, ctype: str | None = "application/json",
-                headers: Mapping[str, str] | None = None) -> None:
-        hdrs = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", f"content-length: {len(body)}",
-                "server: FakeVllmServer"]
-        if ctype and body:
-            hdrs.append(f"content-type: {ctype}")
-        hdrs += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        self.send(("\r\n".join(hdrs) + "\r\n\r\n").encode("latin-1") + body)
-
-    def start_chunked(self, status: int = 200, headers: Mapping[str, str] | None = None) -> None:
-        hdrs = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}", "content-type: text/event-stream; charset=utf-8",
-                "transfer-encoding: chunked", "server: FakeVllmServer"]
-        hdrs += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        self.send(("\r\n".join(hdrs) + "\r\n\r\n").encode("latin-1"))
-
-    def chunk(self, data: bytes) -> None:
-        self.send(b"%x\r\n%s\r\n" % (len(data), data))
-
-    def end_chunked(self) -> None:
-        self.send(b"0\r\n\r\n")
-
-    def reset(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-            405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 422: "Unprocessable Entity",
-            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
-            504: "Gateway Timeout"}
-_ERROR_TYPES = {400: "BadRequestError", 401: "AuthenticationError", 403: "PermissionDeniedError",
-                404: "NotFoundError", 422: "UnprocessableEntityError", 429: "RateLimitError"}
-
-
-def _pieces(text: str) -> list[str]:
-    """Token-like pieces: words with their leading spaces (as a BPE tokenizer would stream them)."""
-    return _PIECE.findall(text) or ([text] if text else [])
-
-
-def _fake_tokens(text: str) -> list[int]:
-    return list(text.encode("utf-8"))
-
-
-def _message_text(messages: Any) -> str:
-    out = []
-    for m in messages if isinstance(messages, list) else []:
-        if not isinstance(m, dict):
-            continue
-        content = m.get("content")
-        if isinstance(content, list):
-            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        out.append(f"<|{m.get('role')}|>{content or ''}\n")
-    return "".join(out)
+        chunked = self.request_version != "HTTP/1.0"
+        if chunked:
+            a.headers.insert(0, ("transfer-encoding", "chunked"))
+        else:
+            self.close_connection = True
+        self.head(a, None)
+        mid_body = plan.terminal is not None and plan.terminal.kind == "mid_body"
+        for k, event in enumerate(a.events):
+            if plan.disconnect_after is not None and k >= plan.disconnect_after:
+                return self.cut()
+            if plan.stall is not None and k == plan.stall[1]:
+                if stop.wait(plan.stall[0]):
+                    return self.cut()
+            elif plan.trickle and k and stop.wait(plan.trickle):
+                return self.cut()
+            if stop.is_set():
+                return self.cut()
+            if mid_body:  # a chunk header promising the whole event, then half of it
+                self.wfile.write(b"%x\r\n" % len(event) + event[: len(event) // 2] if chunked else event[:1])
+                return self.cut()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event) if chunked else event)
+        if plan.disconnect_after is not None:
+            return self.cut()
+        if plan.stall is not None and plan.stall[1] >= len(a.events) and stop.wait(plan.stall[0]):
+            return self.cut()
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+        return None
 
 
 class FakeVllmServer:
-    """A fake vLLM server for tests: real sockets, vLLM's wire format, scripted replies and faults.
+    """A fake vLLM server for tests: real sockets, vLLM 0.32's wire format, scripted replies and faults.
 
     ::
 
-        with FakeVllmServer() as server:
-            server.reply(content="Paris", reasoning="Capital of France...")
-            client = VllmClient(server.url)
-            ...
-            server.requests[-1].body   # what the client sent
+        with FakeVllmServer(model="fake-model") as server:
+            server.reply(content="Paris", reasoning="The capital of France...")
+            ...  # point the code under test at server.url ("http://127.0.0.1:PORT/v1")
+            server.requests[-1].body   # what arrived
 
-    Queued items (``reply``, ``fail``, ``raw``, ``sse``, ``disconnect_before_response``,
-    ``disconnect_mid_body``) answer the next chat or completions request, in order;
-    ``delay``, ``trickle``, ``stall`` and ``disconnect_after`` modify the reply they
-    precede. With nothing queued, a default reply echoes the last user message.
-    Other endpoints (models, health, tokenize, ...) never consume the queue.
+    ``model`` is what ``/v1/models`` lists (requests may name any model; answers echo the
+    name they used); ``max_model_len`` (4096) bounds prompts and ``max_tokens`` as vLLM
+    does (400 beyond it); ``port=0`` picks a free port (a restarted server keeps its port).
+
+    **The queue.** ``reply``, ``fail``, ``raw``, ``sse``, ``disconnect_before_response`` and
+    ``disconnect_mid_body`` each answer one request; ``delay``, ``stall``, ``trickle`` and
+    ``disconnect_after`` modify an answer, so queue them *before* it
+    (``server.stall(2).reply(content="slow")``; alone, they modify the default answer).
+    A request takes, in FIFO order, the queued modifiers up to and including the first
+    answer item, at most one modifier of each kind (a second ``delay`` waits for the next
+    request). By default items are taken only by ``POST /v1/chat/completions`` and
+    ``POST /v1/completions``, so a client that first looks up ``/v1/models`` or probes
+    ``/health`` does not eat them; pass ``path="/v1/embeddings"`` (any exact path) or
+    ``path="*"`` (any request) to script other endpoints. With nothing queued the
+    server answers normally: chat says ``"Hello! I am a fake vLLM server. You said:
+    <last user message>"`` (cut to ``max_tokens`` pieces, finish ``length``), completions
+    continue with ``" and so the story goes on."``. Scripted replies are sent as given
+    (``max_tokens`` does not cut them). A request the server rejects as vLLM would
+    (bad JSON, no ``messages``, ``n: 0``, ``max_tokens`` > ``max_model_len`` ...) leaves a
+    queued ``reply`` in place. Thread-safe.
+
+    **Wire format** (vLLM 0.32): compact JSON with vLLM's extra null keys, SSE events
+    ``data: {...}\\n\\n`` each in its own HTTP chunk, a role chunk with ``content: ""``
+    first, ``delta.reasoning``, tool calls as one delta with two same-index entries,
+    the ``choices: []`` usage chunk for ``stream_options.include_usage``, ``data: [DONE]``;
+    errors as ``{"error": {"message", "type", "param", "code": <status>}}``, unknown routes
+    as ``{"detail": "Not Found"}``. Text is streamed as token-like pieces (words with their
+    leading whitespace, at most 8 characters); token counts use the same pieces, and so do
+    ``/tokenize`` and ``/detokenize``.
     """
 
     def __init__(self, model: str = "fake-model", *, host: str = "127.0.0.1", port: int = 0,
-                 max_model_len: int = 4096) -> None:
+                 max_model_len: int = 4096, root: str | None = None, embedding_dim: int = 128) -> None:
         self.model = model
         self.max_model_len = max_model_len
+        self.root = root if root is not None else model
+        self.embedding_dim = embedding_dim
         self.requests: list[RecordedRequest] = []
+        self.port = port
         self._host = host
-        self._port = port
-        self._queue: deque[tuple[str, dict[str, Any]]] = deque()
+        self._queue: list[_Item] = []
         self._lock = threading.Lock()
-        self._lsock: socket.socket | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._conns: set[_Conn] = set()
+        self._wake: tuple[socket.socket, socket.socket] | None = None
         self._stopping = threading.Event()
-        self.port = 0
+        self._tokenizer = w.Tokenizer()
+        self._in_flight = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
     def url(self) -> str:
-        """The base URL, ending in ``/v1``."""
+        """The OpenAI base URL: ``http://127.0.0.1:PORT/v1``."""
         return f"http://{self._host}:{self.port}/v1"
 
     @property
     def root_url(self) -> str:
-        """The server root (``/health``, ``/version``, ``/tokenize`` live here)."""
+        """The server root, where ``/health``, ``/version`` and ``/tokenize`` live."""
         return f"http://{self._host}:{self.port}"
 
     def start(self) -> FakeVllmServer:
-        """Bind a free port and serve in a daemon thread (returns at once)."""
-        if self._thread is not None:
+        """Bind (a free port unless one was given) and serve in a daemon thread; returns at once."""
+        if self._httpd is not None:
             return self
-        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        lsock.bind((self._host, self._port))
-        lsock.listen(256)
-        lsock.settimeout(0.1)
-        self._lsock = lsock
-        self.port = lsock.getsockname()[1]
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._accept_loop, name=f"FakeVllmServer:{self.port}", daemon=True)
+        httpd = _HTTPServer(self, (self._host, self.port))
+        self._httpd = httpd
+        self.port = httpd.server_address[1]
+        self._wake = socket.socketpair()
+        self._thread = threading.Thread(target=httpd.serve, args=(self._stopping, self._wake[0]),
+                                        name=f"FakeVllmServer-{self.port}", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving, close every connection (idle keep-alive ones too) and free the port."""
-        self._stopping.set()
-        if self._lsock is not None:
+        """Stop serving: close every connection (idle keep-alive ones too), free the port, join the threads."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes delays, stalls and trickles
+        if self._wake is not None:
             with contextlib.suppress(OSError):
-                self._lsock.close()
-        with self._lock:
-            conns = list(self._conns)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.sock.shutdown(socket.SHUT_RDWR)
-            c.close()
+                self._wake[1].send(b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._thread = None
-        self._lsock = None
+            self._thread = None
+        httpd.server_close()
+        with httpd.track:
+            conns, threads = list(httpd.conns), list(httpd.threads)
+        for sock in conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + 2
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        for sock in [*conns, *(self._wake or ())]:
+            with contextlib.suppress(OSError):
+                sock.close()
+        self._wake = None
 
     def __enter__(self) -> FakeVllmServer:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:
@@ -258,121 +381,114 @@ class FakeVllmServer:
 
     # -- scripting ---------------------------------------------------------------------------
 
-    def _push(self, kind: str, **kw: Any) -> FakeVllmServer:
+    def _push(self, kind: str, path: str | None, **args: Any) -> FakeVllmServer:
         with self._lock:
-            self._queue.append((kind, kw))
+            self._queue.append(_Item(kind, path, args))
         return self
 
     def reply(self, content: str | None = None, reasoning: str | None = None,
               tool_calls: list[dict[str, Any]] | None = None, usage: dict[str, Any] | None = None,
               finish_reason: str | None = None) -> FakeVllmServer:
-        """Queue the next chat/completions reply; served as JSON or SSE to match the request.
+        """Queue the next chat/completions reply, served as JSON or SSE to match the request's ``stream``.
 
-        ``tool_calls``: ``[{"name": ..., "arguments": dict or JSON text, "id": optional}]``.
+        ``tool_calls``: ``[{"name": ..., "arguments": dict or JSON text, "id": optional}]``
+        (ids default to ``chatcmpl-tool-<16 hex>``); ``usage`` keys override the computed
+        usage; ``finish_reason`` defaults to ``"tool_calls"`` with tool calls, else ``"stop"``.
+        With no content, reasoning or tool calls, the default reply text is used.
         """
-        return self._push("reply", content=content, reasoning=reasoning, tool_calls=tool_calls, usage=usage,
-                          finish_reason=finish_reason)
+        if content is None and reasoning is None and not tool_calls:
+            return self._push("reply", None, reply=None, usage=usage, finish_reason=finish_reason)
+        return self._push("reply", None, reply=w.scripted_reply(content, reasoning, tool_calls, usage, finish_reason))
 
-    def fail(self, status: int, body: Any = None, retry_after: float | str | None = None) -> FakeVllmServer:
-        """Queue an error answer: ``body`` a dict (JSON), str (text) or None (vLLM's error JSON)."""
-        return self._push("fail", status=status, body=body, retry_after=retry_after)
+    def fail(self, status: int, body: dict[str, Any] | list[Any] | str | bytes | None = None,
+             retry_after: float | str | None = None, *, path: str | None = None) -> FakeVllmServer:
+        """Queue an error answer: ``body`` a dict (sent as JSON), str (as text) or None
+        (vLLM's error JSON for that status); ``retry_after`` sets the ``Retry-After`` header."""
+        return self._push("fail", path, status=status, body=body, retry_after=retry_after)
 
-    def delay(self, seconds: float) -> FakeVllmServer:
-        """Wait this long before answering the next generation request."""
-        return self._push("delay", seconds=seconds)
+    def delay(self, seconds: float, *, path: str | None = None) -> FakeVllmServer:
+        """Wait ``seconds`` before answering the next request (nothing is sent meanwhile)."""
+        return self._push("delay", path, seconds=seconds)
 
-    def trickle(self, interval: float) -> FakeVllmServer:
-        """Sleep ``interval`` between the events of the next stream."""
-        return self._push("trickle", interval=interval)
+    def trickle(self, interval: float, *, path: str | None = None) -> FakeVllmServer:
+        """Sleep ``interval`` between the SSE events of the next stream (JSON answers: no effect)."""
+        return self._push("trickle", path, interval=interval)
 
-    def disconnect_after(self, n_events: int) -> FakeVllmServer:
-        """Cut the next stream abruptly after ``n_events`` SSE events (no terminating chunk)."""
-        return self._push("disconnect_after", n=n_events)
+    def disconnect_after(self, n_events: int, *, path: str | None = None) -> FakeVllmServer:
+        """Close the next stream abruptly after ``n_events`` SSE events (``[DONE]`` counts), without
+        the terminating chunk. A JSON answer is cut after half its body instead."""
+        return self._push("disconnect_after", path, n=n_events)
 
-    def stall(self, seconds: float, after_events: int = 0) -> FakeVllmServer:
-        """Go silent for ``seconds`` (connection open): a stream after ``after_events`` events;
-        a JSON answer after its headers."""
-        return self._push("stall", seconds=seconds, after=after_events)
+    def stall(self, seconds: float, after_events: int = 0, *, path: str | None = None) -> FakeVllmServer:
+        """Go silent for ``seconds`` with the connection open, then carry on: a stream after
+        ``after_events`` events, a JSON answer after its headers."""
+        return self._push("stall", path, seconds=seconds, after=after_events)
 
-    def disconnect_before_response(self) -> FakeVllmServer:
+    def disconnect_before_response(self, *, path: str | None = None) -> FakeVllmServer:
         """Read the next request, then close the connection without answering."""
-        return self._push("reset")
+        return self._push("reset", path)
 
-    def disconnect_mid_body(self) -> FakeVllmServer:
-        """Answer the next request with headers and half its JSON body, then close."""
-        return self._push("mid_body")
+    def disconnect_mid_body(self, *, path: str | None = None) -> FakeVllmServer:
+        """Send the next answer's headers (with its full Content-Length) and half its body, then close.
+        A stream gets a chunk header for its first event and half of that event."""
+        return self._push("mid_body", path)
 
-    def raw(self, status: int, headers: Mapping[str, str] | None, body: bytes | str) -> FakeVllmServer:
-        """Answer the next request with exactly this status, headers and body."""
-        return self._push("raw", status=status, headers=dict(headers or {}),
-                          body=body.encode() if isinstance(body, str) else body)
+    def raw(self, status: int, headers: Mapping[str, str] | None, body_bytes: bytes | str, *,
+            path: str | None = None) -> FakeVllmServer:
+        """Answer the next request with exactly this status, these headers and these body bytes
+        (Content-Length is added unless ``headers`` frame the body themselves)."""
+        body = body_bytes.encode() if isinstance(body_bytes, str) else bytes(body_bytes)
+        return self._push("raw", path, status=status, headers=dict(headers or {}), body=body)
 
-    def sse(self, events: Iterable[bytes | str], status: int = 200) -> FakeVllmServer:
-        """Answer the next request with these raw SSE blocks, each its own HTTP chunk, then end properly."""
-        return self._push("sse", events=[e.encode() if isinstance(e, str) else e for e in events], status=status)
+    def sse(self, events: Iterable[bytes | str], status: int = 200, *, path: str | None = None) -> FakeVllmServer:
+        """Answer the next request with these raw SSE blocks, each in its own HTTP chunk, then
+        end the chunked body properly (replays a recorded transcript as is)."""
+        blocks = [e.encode() if isinstance(e, str) else bytes(e) for e in events]
+        return self._push("sse", path, events=blocks, status=status)
 
-    def _plan(self) -> _Plan:
+    def _take(self, method: str, path: str) -> _Plan:
         plan = _Plan()
+        seen: set[str] = set()
         with self._lock:
-            while self._queue:
-                kind, kw = self._queue.popleft()
-                if kind == "delay":
-                    plan.delay += kw["seconds"]
-                elif kind == "trickle":
-                    plan.trickle = kw["interval"]
-                elif kind == "disconnect_after":
-                    plan.disconnect_after = kw["n"]
-                elif kind == "stall":
-                    plan.stall = (kw["seconds"], kw["after"])
-                else:
-                    plan.kind = kind
-                    if kind == "reply":
-                        plan.reply = kw
-                    elif kind == "fail":
-                        plan.status = kw["status"]
-                        plan.body = kw["body"]
-                        if kw["retry_after"] is not None:
-                            plan.headers["retry-after"] = str(kw["retry_after"])
-                    elif kind == "raw":
-                        plan.status, plan.headers, plan.body = kw["status"], kw["headers"], kw["body"]
-                    elif kind == "sse":
-                        plan.status, plan.events = kw["status"], kw["events"]
-                    break
+            i = 0
+            while i < len(self._queue):
+                item = self._queue[i]
+                if not item.matches(method, path):
+                    i += 1
+                    continue
+                if item.kind in _MODIFIERS:
+                    if item.kind in seen:
+                        break
+                    seen.add(item.kind)
+                    del self._queue[i]
+                    if item.kind == "delay":
+                        plan.delay = float(item.args["seconds"])
+                    elif item.kind == "trickle":
+                        plan.trickle = float(item.args["interval"])
+                    elif item.kind == "disconnect_after":
+                        plan.disconnect_after = int(item.args["n"])
+                    else:
+                        plan.stall = (float(item.args["seconds"]), int(item.args["after"]))
+                    continue
+                plan.terminal = self._queue.pop(i)
+                break
         return plan
+
+    def _put_back(self, item: _Item) -> None:
+        with self._lock:
+            self._queue.insert(0, item)
 
     # -- serving -----------------------------------------------------------------------------
 
-    def _accept_loop(self) -> None:
-        assert self._lsock is not None
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._lsock.accept()
-            except (TimeoutError, OSError):
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock)
-            with self._lock:
-                self._conns.add(conn)
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: _Conn) -> None:
+    def _dispatch(self, h: _Handler) -> None:
+        method = h.command
+        path, _, query = h.path.partition("?")
+        headers = _Headers((k.lower(), v) for k, v in h.headers.items())
         try:
-            while not self._stopping.is_set():
-                req = conn.read_request()
-                if req is None:
-                    return
-                if not self._handle(conn, *req):
-                    return
-        except (OSError, ValueError):
+            raw = h.read_body()
+        except (ValueError, OSError):
+            h.close_connection = True
             return
-        finally:
-            conn.close()
-            with self._lock:
-                self._conns.discard(conn)
-
-    def _handle(self, conn: _Conn, method: str, path: str, headers: _Headers, raw: bytes) -> bool:
-        """Answer one request; False when the connection must be closed."""
-        path = path.split("?", 1)[0]
         body: Any = None
         bad_json = False
         if raw:
@@ -380,319 +496,260 @@ class FakeVllmServer:
                 body = orjson.loads(raw)
             except orjson.JSONDecodeError:
                 bad_json = True
-        self.requests.append(RecordedRequest(method, path, headers, body, raw))
-        routes = {
-            ("POST", "/v1/chat/completions"): self._chat,
-            ("POST", "/v1/completions"): self._completions,
-            ("POST", "/v1/embeddings"): self._embeddings,
-            ("GET", "/v1/models"): self._models,
-            ("GET", "/health"): self._health,
-            ("GET", "/ping"): self._health,
-            ("GET", "/version"): self._version,
-            ("POST", "/tokenize"): self._tokenize,
-            ("POST", "/detokenize"): self._detokenize,
-        }
-        handler = routes.get((method, path))
-        if handler is None:
-            if any(p == path for _, p in routes):
-                conn.respond(405, b'{"detail":"Method Not Allowed"}')
+        with self._lock:
+            self.requests.append(RecordedRequest(method, path, headers, body, raw, query))
+        plan = self._take(method, path)
+        if plan.delay and self._stopping.wait(plan.delay):
+            return h.cut()
+        t = plan.terminal
+        if t is not None and t.kind == "reset":
+            return h.cut()
+        try:
+            if t is not None and t.kind in ("fail", "raw", "sse"):
+                answer = self._scripted_answer(t)
             else:
-                conn.respond(404, b'{"detail":"Not Found"}')
-            return True
-        if bad_json or (raw and not isinstance(body, dict)):
-            conn.respond(400, _error(400, "1 validation error: JSON decode error", "Bad Request", "body"))
-            return True
-        if method == "POST" and body is None:
-            body = {}
-        return handler(conn, body or {})
+                reply = t if t is not None and t.kind == "reply" else None
+                answer, used = self._route(method, path, headers, raw, body, bad_json, reply)
+                if reply is not None and not used:
+                    self._put_back(reply)
+        except Exception as e:  # a bug here should show up in the test, not hang it
+            answer = _Answer(500, w.error_body(500, f"FakeVllmServer internal error: {e!r}"))
+        if method == "HEAD":
+            answer.body, answer.events = b"", None
+        h.send_answer(answer, plan)
+        return None
 
-    def _error_for(self, conn: _Conn, plan: _Plan) -> None:
-        if plan.body is None:
-            payload = _error(plan.status, f"Fake error {plan.status}")
-        elif isinstance(plan.body, (dict, list)):
-            payload = orjson.dumps(plan.body)
+    def _scripted_answer(self, t: _Item) -> _Answer:
+        a = t.args
+        if t.kind == "sse":
+            return _Answer(a["status"], content_type="text/event-stream; charset=utf-8", events=list(a["events"]))
+        if t.kind == "raw":
+            return _Answer(a["status"], a["body"], None, list(a["headers"].items()), exact=True)
+        body, status = a["body"], a["status"]
+        if body is None:
+            answer = _Answer(status, w.default_error_body(status))
+        elif isinstance(body, (dict, list)):
+            answer = _Answer(status, orjson.dumps(body))
+        elif isinstance(body, bytes):
+            answer = _Answer(status, body, None)
         else:
-            payload = str(plan.body).encode()
-        ctype = "application/json" if payload[:1] in (b"{", b"[") else "text/plain; charset=utf-8"
-        conn.respond(plan.status, payload, ctype, plan.headers)
+            answer = _Answer(status, str(body).encode(), "text/plain; charset=utf-8")
+        if a["retry_after"] is not None:
+            ra = a["retry_after"]
+            answer.headers.append(("retry-after", str(int(ra)) if isinstance(ra, float) and ra.is_integer()
+                                   else str(ra)))
+        return answer
 
-    def _generation(self, conn: _Conn, body: dict[str, Any], chat: bool) -> bool:
-        plan = self._plan()
-        if plan.delay:
-            time.sleep(plan.delay)
-        if plan.kind == "reset":
-            conn.reset()
-            return False
-        if plan.kind == "fail":
-            self._error_for(conn, plan)
-            return True
-        if plan.kind == "raw":
-            conn.respond(plan.status, plan.body, None, plan.headers)
-            return True
-        if plan.kind == "sse":
-            conn.start_chunked(plan.status)
-            for e in plan.events:
-                conn.chunk(e)
-            conn.end_chunked()
-            return True
-        if chat and not isinstance(body.get("messages"), list):
-            conn.respond(400, _error(400, "1 validation error: Field required", "Bad Request", "body.messages"))
-            return True
-        if not chat and "prompt" not in body:
-            conn.respond(400, _error(400, "Either prompt or prompt_embeds must be provided and non-empty."))
-            return True
-        reply = self._make_reply(body, plan.reply, chat)
+    def _route(self, method: str, path: str, headers: _Headers, raw: bytes, body: Any, bad_json: bool,
+               reply: _Item | None) -> tuple[_Answer, bool]:
+        """The normal answer to a request; the bool says whether a queued reply was used."""
+        methods = _ROUTES.get(path)
+        if methods is None:
+            return _Answer(404, _NOT_FOUND), False
+        if method not in methods:
+            return _Answer(405, b'{"detail":"Method Not Allowed"}', headers=[("allow", ", ".join(methods))]), False
+        if path in ("/health", "/ping"):
+            return _Answer(200, b"", None), False
+        if path == "/version":
+            return _Answer(200, orjson.dumps({"version": w.FAKE_VLLM_VERSION})), False
+        if path == "/load":
+            return _Answer(200, orjson.dumps({"server_load": self._in_flight})), False
+        if path == "/v1/models":
+            return _Answer(200, w.models_json(self.model, self.root, self.max_model_len)), False
+        # POST endpoints with a JSON body.
+        ctype = (headers.get("content-type") or "application/json").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":
+            return _Answer(400, w.error_body(400, "1 validation error:\n  Unsupported Media Type: Only "
+                                                  "'application/json' is allowed", "Bad Request")), False
+        if bad_json:
+            return _Answer(400, w.json_decode_error(raw)), False
+        if not isinstance(body, dict):
+            if not raw:
+                return _Answer(400, w.validation_error("missing", "body", "Field required", "None")), False
+            return _Answer(400, w.validation_error(
+                "model_attributes_type", "body", "Input should be a valid dictionary or object to extract "
+                "fields from", repr(body)[:60])), False
+        if path == "/tokenize":
+            return self._tokenize(body), False
+        if path == "/detokenize":
+            return self._detokenize(body), False
+        if path == "/v1/embeddings":
+            return self._embeddings(body), False
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return self._generate(body, headers, path == _CHAT, reply)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    # -- chat and completions ----------------------------------------------------------------
+
+    def _check_sampling(self, body: dict[str, Any]) -> bytes | None:
+        """vLLM's parameter checks (400 ``BadRequestError``), as worded by vLLM 0.32."""
+        n = body.get("n")
+        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+            return w.error_body(400, f"n must be at least 1, got {n}.", "BadRequestError")
+        if body.get("stream_options") is not None and not body.get("stream"):
+            return w.bad_param("Stream options can only be defined when `stream=True`.", "stream_options",
+                               with_value=False)
+        for key in ("max_completion_tokens", "max_tokens"):
+            v = body.get(key)
+            if isinstance(v, int) and not isinstance(v, bool):
+                if v < 1:
+                    return w.bad_param(f"{key} must be at least 1, got {v}.", key, v)
+                if v > self.max_model_len:
+                    return w.bad_param(f"{key}={v} cannot be greater than max_model_len={self.max_model_len}. "
+                                       "Please request fewer output tokens.", key, v)
+        t = body.get("temperature")
+        if isinstance(t, (int, float)) and not isinstance(t, bool) and t < 0:
+            return w.bad_param(f"temperature must be non-negative, got {float(t)}.", "temperature", float(t))
+        return None
+
+    def _model_of(self, body: dict[str, Any]) -> str:
+        """The response's ``model``: the name the request used (any is accepted), else ours."""
+        model = body.get("model")
+        return model if isinstance(model, str) and model else self.model
+
+    def _too_long(self, prompt_tokens: int) -> bytes | None:
+        if prompt_tokens <= self.max_model_len:
+            return None
+        value = self.max_model_len + 1
+        return w.bad_param(f"This model's maximum context length is {self.max_model_len} tokens. However, your "
+                           f"prompt contains at least {value} input tokens, which exceeds this limit even "
+                           "without any output tokens. Please reduce the length of the input prompt.",
+                           "input_tokens", value)
+
+    def _prompts(self, prompt: Any) -> list[str | list[int]] | None:
+        if isinstance(prompt, str):
+            return [prompt]
+        if isinstance(prompt, list) and prompt:
+            if all(isinstance(x, int) and not isinstance(x, bool) for x in prompt):
+                return [list(prompt)]
+            if all(isinstance(x, str) for x in prompt):
+                return list(prompt)
+            if all(isinstance(x, list) and x and all(isinstance(t, int) for t in x) for x in prompt):
+                return [list(x) for x in prompt]
+        return None
+
+    def _generate(self, body: dict[str, Any], headers: _Headers, chat: bool,
+                  reply: _Item | None) -> tuple[_Answer, bool]:
+        tok = self._tokenizer
+        if chat:
+            if "messages" not in body:
+                return _Answer(400, w.validation_error("missing", "body.messages", "Field required",
+                                                       f"'<dict of {len(body)} items>'")), False
+            messages = body["messages"]
+            if not isinstance(messages, list):
+                return _Answer(400, w.validation_error("list_type", "body.messages", "Input should be a valid "
+                                                       "list", repr(messages)[:60])), False
+            if body.get("tool_choice") not in (None, "none") and not body.get("tools"):
+                return _Answer(400, w.bad_param("When using `tool_choice`, `tools` must be set.", "tool_choice",
+                                                with_value=False)), False
+            prompt_text = w.render_chat(messages, body.get("tools"))
+            prompt_ids = tok.encode(prompt_text)
+            prompt_tokens = len(prompt_ids)
+            prompts: list[str] = []
+            per_prompt_ids: list[list[int]] = [prompt_ids]
+        else:
+            if body.get("prompt") in (None, "", []):
+                return _Answer(400, w.bad_param("Either prompt or prompt_embeds must be provided and non-empty.",
+                                                "prompt", with_value=False)), False
+            raw_prompts = self._prompts(body["prompt"])
+            if raw_prompts is None:
+                return _Answer(400, w.validation_error("string_type", "body.prompt", "Input should be a valid "
+                                                       "string", repr(body["prompt"])[:60])), False
+            if body.get("suffix") is not None:
+                return _Answer(400, w.error_body(400, "suffix is only supported for models with FIM completion "
+                                                      "rendering", "BadRequestError", "suffix")), False
+            per_prompt_ids = [p if isinstance(p, list) else tok.encode(p) for p in raw_prompts]
+            prompts = [tok.decode(p, lenient=True) if isinstance(p, list) else p for p in raw_prompts]
+            prompt_tokens = sum(len(ids) for ids in per_prompt_ids)
+            messages = []
+        err = self._check_sampling(body) or self._too_long(max(len(ids) for ids in per_prompt_ids))
+        if err is not None:
+            return _Answer(400, err), False
+
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        max_tokens = max_tokens if isinstance(max_tokens, int) else (None if chat else 16)
+        scripted = reply.args.get("reply") if reply is not None else None
+        if scripted is None:
+            last = w.last_user_text(messages)
+            text = (_DEFAULT_CHAT + (f" You said: {last}" if last else "")) if chat else _DEFAULT_COMPLETION
+            scripted = w.default_reply(text, max_tokens)
+            if reply is not None:  # reply() with only usage / finish_reason
+                scripted.usage_override = reply.args.get("usage")
+                scripted.finish_reason = reply.args.get("finish_reason") or scripted.finish_reason
+        want_ids = bool(body.get("return_token_ids"))
+        out_ids = tok.ids([*(scripted.reasoning or ()), *(scripted.content or ())]) if want_ids else None
+        model = self._model_of(body)
+        gen = w.Gen(id=w.new_id("chatcmpl" if chat else "cmpl", headers.get("x-request-id")), model=model,
+                    n=body.get("n") or 1, reply=scripted, prompt_tokens=prompt_tokens,
+                    prompt_token_ids=per_prompt_ids[0] if want_ids and chat else None, token_ids=out_ids)
+        options: dict[str, Any] = body["stream_options"] if isinstance(body.get("stream_options"), dict) else {}
         if body.get("stream"):
-            return self._stream(conn, body, reply, plan, chat)
-        payload = orjson.dumps(self._json_body(body, reply, chat))
-        if plan.kind == "mid_body":
-            conn.send(f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-                      .encode() + payload[: len(payload) // 2])
-            conn.reset()
-            return False
-        if plan.stall:
-            conn.send(f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-                      .encode())
-            self._sleep(plan.stall[0])
-            conn.send(payload)
-            return True
-        conn.respond(200, payload)
-        return True
-
-    def _chat(self, conn: _Conn, body: dict[str, Any]) -> bool:
-        return self._generation(conn, body, chat=True)
-
-    def _completions(self, conn: _Conn, body: dict[str, Any]) -> bool:
-        return self._generation(conn, body, chat=False)
-
-    def _sleep(self, seconds: float) -> None:
-        self._stopping.wait(seconds)
-
-    # -- reply content -----------------------------------------------------------------------
-
-    def _prompt_texts(self, body: dict[str, Any]) -> list[str]:
-        p = body.get("prompt")
-        if isinstance(p, str):
-            return [p]
-        if isinstance(p, list) and p and all(isinstance(x, int) for x in p):
-            return [bytes(x % 256 for x in p).decode("utf-8", "replace")]
-        if isinstance(p, list):
-            return [x if isinstance(x, str) else bytes(t % 256 for t in x).decode("utf-8", "replace")
-                    for x in p if isinstance(x, (str, list))]
-        return [""]
-
-    def _make_reply(self, body: dict[str, Any], scripted: dict[str, Any] | None, chat: bool) -> dict[str, Any]:
-        scripted = scripted or {}
-        content = scripted.get("content")
-        tool_calls = scripted.get("tool_calls")
-        if content is None and not tool_calls and scripted.get("reasoning") is None:
+            include_usage = bool(options.get("include_usage"))
             if chat:
-                last = next((m.get("content") for m in reversed(body.get("messages") or [])
-                             if isinstance(m, dict) and m.get("role") == "user"), "")
-                if isinstance(last, list):
-                    last = " ".join(str(p.get("text", "")) for p in last if isinstance(p, dict))
-                content = f"Hello! I am a fake vLLM server. You said: {last}"
+                events = w.chat_events(gen, include_usage, bool(options.get("continuous_usage_stats")))
             else:
-                content = " and so the story goes on."
-        pieces = _pieces(content or "")
-        finish = scripted.get("finish_reason")
-        limit = body.get("max_tokens") or body.get("max_completion_tokens")
-        if isinstance(limit, int) and limit > 0 and len(pieces) > limit and finish is None:
-            pieces = pieces[:limit]
-            finish = "length"
-        calls = []
-        for i, tc in enumerate(tool_calls or []):
-            args = tc.get("arguments", {})
-            calls.append({"id": tc.get("id") or f"chatcmpl-tool-{secrets.token_hex(8)}", "type": "function",
-                          "name": tc.get("name", ""),
-                          "arguments": args if isinstance(args, str) else orjson.dumps(args).decode(), "index": i})
-        if finish is None:
-            finish = "tool_calls" if calls else "stop"
-        prompt_text = _message_text(body.get("messages")) if chat else "".join(self._prompt_texts(body))
-        reasoning = scripted.get("reasoning")
-        completion_tokens = len(pieces) + len(_pieces(reasoning or "")) + 4 * len(calls)
-        usage: dict[str, Any] = {"prompt_tokens": len(_fake_tokens(prompt_text)), "total_tokens": 0,
-                 "completion_tokens": completion_tokens, "prompt_tokens_details": None}
-        usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
-        if scripted.get("usage"):
-            usage.update(scripted["usage"])
-        return {"pieces": pieces, "content": "".join(pieces) if (pieces or content == "") else None,
-                "reasoning": reasoning, "tool_calls": calls, "finish_reason": finish, "usage": usage,
-                "id": f"{'chatcmpl' if chat else 'cmpl'}-{secrets.token_hex(8)}", "created": int(time.time())}
-
-    def _json_body(self, body: dict[str, Any], r: dict[str, Any], chat: bool) -> dict[str, Any]:
-        n = _n(body)
+                events = w.completion_events(gen, prompts, bool(body.get("echo")), include_usage)
+            return _Answer(200, content_type="text/event-stream; charset=utf-8", events=events), True
         if chat:
-            choices = []
-            for i in range(n):
-                msg: dict[str, Any] = {"role": "assistant", "content": r["content"], "refusal": None,
-                                       "annotations": None, "audio": None, "function_call": None,
-                                       "reasoning": r["reasoning"]}
-                if r["tool_calls"]:
-                    msg["tool_calls"] = [{"id": c["id"], "type": "function",
-                                          "function": {"name": c["name"], "arguments": c["arguments"]}}
-                                         for c in r["tool_calls"]]
-                choices.append({"index": i, "message": msg, "logprobs": None, "finish_reason": r["finish_reason"],
-                                "stop_reason": None, "token_ids": None})
-            usage = dict(r["usage"])
-            usage["completion_tokens"] *= n
-            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            return {"id": r["id"], "object": "chat.completion", "created": r["created"], "model": self.model,
-                    "choices": choices, "service_tier": None, "system_fingerprint": None, "usage": usage,
-                    "prompt_logprobs": None, "prompt_token_ids": None, "kv_transfer_params": None}
-        prompts = self._prompt_texts(body)
-        choices = []
-        for i, p in enumerate(prompts * n):
-            text = (p if body.get("echo") else "") + (r["content"] or "")
-            choices.append({"index": i, "text": text, "logprobs": None, "finish_reason": r["finish_reason"],
-                            "stop_reason": None, "prompt_logprobs": None, "prompt_token_ids": None,
-                            "token_ids": None})
-        return {"id": r["id"], "object": "text_completion", "created": r["created"], "model": self.model,
-                "choices": choices, "service_tier": None, "system_fingerprint": None, "usage": r["usage"],
-                "kv_transfer_params": None}
-
-    def _stream(self, conn: _Conn, body: dict[str, Any], r: dict[str, Any], plan: _Plan, chat: bool) -> bool:
-        events = list(self._stream_events(body, r, chat))
-        conn.start_chunked()
-        for k, ev in enumerate(events):
-            if plan.disconnect_after is not None and k >= plan.disconnect_after:
-                conn.reset()
-                return False
-            if plan.stall is not None and k == plan.stall[1]:
-                self._sleep(plan.stall[0])
-            if plan.trickle and k:
-                self._sleep(plan.trickle)
-            if self._stopping.is_set():
-                return False
-            conn.chunk(ev)
-        conn.end_chunked()
-        return True
-
-    def _stream_events(self, body: dict[str, Any], r: dict[str, Any], chat: bool) -> Iterator[bytes]:
-        def ev(obj: dict[str, Any]) -> bytes:
-            return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-        n = _n(body)
-        base = {"id": r["id"], "object": "chat.completion.chunk" if chat else "text_completion",
-                "created": r["created"], "model": self.model}
-        include_usage = isinstance(body.get("stream_options"), dict) and body["stream_options"].get("include_usage")
-        if chat:
-            for i in range(n):
-                yield ev({**base, "choices": [{"index": i, "delta": {"role": "assistant", "content": ""},
-                                               "logprobs": None, "finish_reason": None}],
-                          "prompt_token_ids": None, "prompt_text": None})
-            for piece in _pieces(r["reasoning"] or ""):
-                for i in range(n):
-                    yield ev({**base, "choices": [{"index": i, "delta": {"reasoning": piece}, "logprobs": None,
-                                                   "finish_reason": None, "token_ids": None}]})
-            pieces = r["pieces"]
-            for k, piece in enumerate(pieces):
-                last = k == len(pieces) - 1 and not r["tool_calls"] and r["finish_reason"] == "length"
-                for i in range(n):
-                    choice: dict[str, Any] = {"index": i, "delta": {"content": piece}, "logprobs": None,
-                                              "finish_reason": r["finish_reason"] if last else None, "token_ids": None}
-                    if last:
-                        choice["stop_reason"] = None
-                    yield ev({**base, "choices": [choice]})
-            if r["tool_calls"]:
-                for i in range(n):
-                    entries: list[dict[str, Any]] = []
-                    for c in r["tool_calls"]:
-                        entries.append({"id": c["id"], "type": "function", "index": c["index"],
-                                        "function": {"name": c["name"]}})
-                        entries.append({"index": c["index"], "function": {"arguments": c["arguments"]}})
-                    yield ev({**base, "choices": [{"index": i, "delta": {"content": None, "tool_calls": entries},
-                                                   "logprobs": None, "finish_reason": None, "token_ids": None}]})
-            if r["tool_calls"] or not r["pieces"] or r["finish_reason"] != "length":
-                for i in range(n):
-                    yield ev({**base, "choices": [{"index": i, "delta": {}, "logprobs": None,
-                                                   "finish_reason": r["finish_reason"], "stop_reason": None,
-                                                   "token_ids": None}]})
-        else:
-            prompts = self._prompt_texts(body) * n
-            for i, p in enumerate(prompts):
-                pieces = ([p] if body.get("echo") and p else []) + r["pieces"]
-                for k, piece in enumerate(pieces):
-                    last = k == len(pieces) - 1
-                    yield ev({**base, "choices": [{"index": i, "text": piece, "logprobs": None,
-                                                   "finish_reason": r["finish_reason"] if last else None,
-                                                   "stop_reason": None, "prompt_token_ids": None,
-                                                   "token_ids": None}]})
-        if include_usage:
-            usage = {k: v for k, v in r["usage"].items() if not k.endswith("_details")}
-            yield ev({**base, "choices": [], "usage": usage})
-        yield b"data: [DONE]\n\n"
+            return _Answer(200, w.chat_json(gen)), True
+        return _Answer(200, w.completion_json(gen, prompts, bool(body.get("echo")),
+                                              per_prompt_ids if want_ids else None)), True
 
     # -- other endpoints ---------------------------------------------------------------------
 
-    def _models(self, conn: _Conn, body: Any) -> bool:
-        conn.respond(200, orjson.dumps({"object": "list", "data": [{
-            "id": self.model, "object": "model", "created": int(time.time()), "owned_by": "vllm",
-            "root": self.model, "parent": None, "max_model_len": self.max_model_len,
-            "permission": [{"id": f"modelperm-{secrets.token_hex(8)}", "object": "model_permission",
-                            "created": int(time.time()), "allow_create_engine": False, "allow_sampling": True,
-                            "allow_logprobs": True, "allow_search_indices": False, "allow_view": True,
-                            "allow_fine_tuning": False, "organization": "*", "group": None,
-                            "is_blocking": False}]}]}))
-        return True
-
-    def _health(self, conn: _Conn, body: Any) -> bool:
-        conn.respond(200, b"", None)
-        return True
-
-    def _version(self, conn: _Conn, body: Any) -> bool:
-        conn.respond(200, orjson.dumps({"version": FAKE_VERSION}))
-        return True
-
-    def _tokenize(self, conn: _Conn, body: dict[str, Any]) -> bool:
-        if "messages" in body:
-            text = _message_text(body["messages"])
+    def _tokenize(self, body: dict[str, Any]) -> _Answer:
+        if isinstance(body.get("messages"), list):
+            text = w.render_chat(body["messages"], body.get("tools"), body.get("add_generation_prompt", True))
         elif isinstance(body.get("prompt"), str):
             text = body["prompt"]
         else:
-            conn.respond(400, _error(400, "Either prompt or messages must be provided"))
-            return True
-        tokens = _fake_tokens(text)
-        strs = [chr(t) for t in tokens] if body.get("return_token_strs") else None
-        conn.respond(200, orjson.dumps({"count": len(tokens), "max_model_len": self.max_model_len,
-                                        "tokens": tokens, "token_strs": strs}))
-        return True
+            return _Answer(400, w.validation_error("missing", "body.prompt", "Field required",
+                                                   f"'<dict of {len(body)} items>'"))
+        ids = self._tokenizer.encode(text)
+        strs = self._tokenizer.token_strs(text) if body.get("return_token_strs") else None
+        return _Answer(200, orjson.dumps({"count": len(ids), "max_model_len": self.max_model_len, "tokens": ids,
+                                          "token_strs": strs}))
 
-    def _detokenize(self, conn: _Conn, body: dict[str, Any]) -> bool:
-        tokens = body.get("tokens")
-        if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            conn.respond(400, _error(400, "tokens must be a list of integers"))
-            return True
-        conn.respond(200, orjson.dumps({"prompt": bytes(t % 256 for t in tokens).decode("utf-8", "replace")}))
-        return True
+    def _detokenize(self, body: dict[str, Any]) -> _Answer:
+        ids = body.get("tokens")
+        if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+            return _Answer(400, w.validation_error("list_type", "body.tokens", "Input should be a valid list",
+                                                   repr(ids)[:60]))
+        try:
+            text = self._tokenizer.decode(ids)
+        except KeyError as e:
+            return _Answer(400, w.bad_param(f"Token id {e.args[0]} is out of vocabulary", "tokens",
+                                            with_value=False))
+        return _Answer(200, orjson.dumps({"prompt": text}))
 
-    def _embeddings(self, conn: _Conn, body: dict[str, Any]) -> bool:
-        inp = body.get("input")
-        items = inp if isinstance(inp, list) and inp and not all(isinstance(x, int) for x in inp) else [inp]
-        data = []
-        for i, item in enumerate(items):
-            seed = hashlib.sha256(orjson.dumps(item)).digest()
-            vec = [b / 255.0 - 0.5 for b in seed[:16]]
-            norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-            vec = [v / norm for v in vec]
-            emb: Any = vec
-            if body.get("encoding_format") == "base64":
-                emb = base64.b64encode(struct.pack(f"<{len(vec)}f", *vec)).decode()
-            data.append({"index": i, "object": "embedding", "embedding": emb})
-        tokens = sum(len(_fake_tokens(str(x))) for x in items)
-        conn.respond(200, orjson.dumps({"id": f"embd-{secrets.token_hex(8)}", "object": "list",
-                                        "created": int(time.time()), "model": self.model, "data": data,
-                                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens,
-                                                  "completion_tokens": 0, "prompt_tokens_details": None}}))
-        return True
-
-
-def _n(body: dict[str, Any]) -> int:
-    n = body.get("n")
-    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
-
-
-def _error(status: int, message: str, typ: str | None = None, param: str | None = None) -> bytes:
-    """vLLM's error envelope: ``{"error": {"message", "type", "param", "code": <status>}}``."""
-    return orjson.dumps({"error": {"message": message, "type": typ or _ERROR_TYPES.get(status, "InternalServerError"),
-                                   "param": param, "code": status}})
+    def _embeddings(self, body: dict[str, Any]) -> _Answer:
+        inputs = self._prompts(body.get("input"))
+        if inputs is None:
+            return _Answer(400, w.bad_param("Either input or prompt_embeds must be provided and non-empty.",
+                                            "input", with_value=False))
+        fmt = body.get("encoding_format") or "float"
+        if fmt not in ("float", "base64"):
+            return _Answer(400, w.validation_error("literal_error", "body.encoding_format",
+                                                   "Input should be 'float' or 'base64'", repr(fmt)))
+        dim = self.embedding_dim
+        dims = body.get("dimensions")
+        if dims is not None:
+            if not isinstance(dims, int) or isinstance(dims, bool) or not 1 <= dims <= dim:
+                return _Answer(400, w.bad_param(f"dimensions must be between 1 and {dim}, got {dims}.",
+                                                "dimensions", dims))
+        vectors = []
+        tokens = 0
+        for item in inputs:
+            ids = item if isinstance(item, list) else self._tokenizer.encode(item)
+            tokens += len(ids)
+            if len(ids) > self.max_model_len:
+                return _Answer(400, self._too_long(len(ids)) or b"")
+            vec = w.embedding(item, dim)
+            if dims is not None and dims < dim:  # Matryoshka: truncate and re-normalise
+                vec = w.embedding_normalise(vec[:dims])
+            vectors.append(vec)
+        return _Answer(200, w.embeddings_json(self._model_of(body), vectors, tokens, fmt == "base64"))

@@ -52,15 +52,19 @@ class Tokenizer:
         return _BYTE_IDS + int.from_bytes(digest, "little") % _ID_SPACE
 
     def encode(self, text: str) -> list[int]:
-        ps = pieces(text)
+        return self.ids(pieces(text))
+
+    def ids(self, ps: list[str]) -> list[int]:
+        """The ids of these pieces (remembered for ``decode``)."""
         ids = [self.piece_id(p) for p in ps]
         with self._lock:
-            for i, p in zip(ids, ps):
+            for i, p in zip(ids, ps, strict=True):
                 self._vocab.setdefault(i, p)
         return ids
 
-    def decode(self, ids: list[int]) -> str:
-        """Raises ``KeyError(id)`` for an id this tokenizer never produced."""
+    def decode(self, ids: list[int], *, lenient: bool = False) -> str:
+        """The text of these ids. An id this tokenizer never produced raises ``KeyError(id)``,
+        or with ``lenient`` becomes ``<id>`` (prompts given as token ids)."""
         out: list[str] = []
         raw = bytearray()
         for i in ids:
@@ -72,7 +76,9 @@ class Tokenizer:
                 raw.clear()
             piece = self._vocab.get(i)
             if piece is None:
-                raise KeyError(i)
+                if not lenient:
+                    raise KeyError(i)
+                piece = f"<{i}>"
             out.append(piece)
         if raw:
             out.append(raw.decode("utf-8", "replace"))
@@ -209,7 +215,7 @@ class Reply:
 def make_tool_calls(specs: list[dict[str, Any]] | None) -> list[ToolCallSpec]:
     out = []
     for spec in specs or []:
-        fn = spec.get("function") if isinstance(spec.get("function"), dict) else spec
+        fn: dict[str, Any] = spec["function"] if isinstance(spec.get("function"), dict) else spec
         args = fn.get("arguments", {})
         # vLLM's tool parsers re-serialise with json.dumps: '{"city": "Paris"}' (spaced).
         text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
@@ -345,9 +351,9 @@ def chat_events(g: Gen, include_usage: bool, continuous_usage: bool) -> list[byt
                 choice["stop_reason"] = None
             choice["token_ids"] = [token_ids[k]] if k < len(token_ids) else None
             add(choice)
-    for c in r.tool_calls:
-        entries = [{"id": c.id, "type": "function", "index": r.tool_calls.index(c), "function": {"name": c.name}},
-                   {"index": r.tool_calls.index(c), "function": {"arguments": c.arguments}}]
+    for t, c in enumerate(r.tool_calls):
+        entries = [{"id": c.id, "type": "function", "index": t, "function": {"name": c.name}},
+                   {"index": t, "function": {"arguments": c.arguments}}]
         for i in range(g.n):
             add({"index": i, "delta": {"content": None, "tool_calls": entries}, "logprobs": None,
                  "finish_reason": None, "token_ids": None})
@@ -436,10 +442,14 @@ def embedding(item: Any, dim: int) -> list[float]:
     seed = orjson.dumps(item)
     raw = b"".join(hashlib.blake2b(seed + k.to_bytes(4, "little"), digest_size=64).digest()
                    for k in range((dim * 2 + 63) // 64))
-    vec = [(int.from_bytes(raw[2 * i:2 * i + 2], "little") - 32767.5) / 32767.5 for i in range(dim)]
+    return embedding_normalise([(int.from_bytes(raw[2 * i:2 * i + 2], "little") - 32767.5) / 32767.5
+                                for i in range(dim)])
+
+
+def embedding_normalise(vec: list[float]) -> list[float]:
+    """Scale to unit length, rounded to float32 values."""
     norm = sum(v * v for v in vec) ** 0.5 or 1.0
-    packed = struct.pack(f"<{dim}f", *(v / norm for v in vec))
-    return list(struct.unpack(f"<{dim}f", packed))
+    return list(struct.unpack(f"<{len(vec)}f", struct.pack(f"<{len(vec)}f", *(v / norm for v in vec))))
 
 
 def embeddings_json(model: str, vectors: list[list[float]], prompt_tokens: int, base64_format: bool) -> bytes:
