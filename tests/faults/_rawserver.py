@@ -93,6 +93,7 @@ class RawServer:
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", 0))
         self.lsock.listen(128)
+        self.lsock.settimeout(0.2)
         self.port = self.lsock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self._stop = threading.Event()
@@ -101,7 +102,6 @@ class RawServer:
         self._accept.start()
 
     def _loop(self) -> None:
-        self.lsock.settimeout(0.2)
         while not self._stop.is_set():
             try:
                 sock, _ = self.lsock.accept()
