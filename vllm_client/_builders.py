@@ -281,6 +281,13 @@ class _SamplingMixin(_Builder):
         return self._set("request_id", v.string("request_id", value))
 
 
+def _check_min_max(body: dict[str, Any]) -> None:
+    low = body.get("min_tokens")
+    high = body.get("max_tokens", body.get("max_completion_tokens"))
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        raise InvalidRequestError(f"min_tokens({low}) is greater than max_tokens({high})")
+
+
 def _guided_warning(name: str) -> None:
     import warnings
 
@@ -460,6 +467,10 @@ class ChatBody(_SamplingMixin):
         msgs = body.get("messages")
         if not msgs:
             raise InvalidRequestError("no messages: call .messages([...]) or .user_message('...') first")
+        if body.get("continue_final_message") is True and body.get("add_generation_prompt", True) is not False:
+            raise InvalidRequestError("continue_final_message(True) needs add_generation_prompt(False) "
+                                      "(vLLM refuses the two together)")
+        _check_min_max(body)
         v.messages("messages", msgs)
         v.check_finite(body)
 
@@ -505,6 +516,7 @@ class CompletionBody(_SamplingMixin):
     def _check(self, body: dict[str, Any]) -> None:
         if "prompt" not in body:
             raise InvalidRequestError("no prompt: call .prompt('...') first")
+        _check_min_max(body)
         v.check_finite(body)
 
 

@@ -61,7 +61,7 @@ class _Choice:
     """What has arrived so far for one choice index."""
 
     __slots__ = ("index", "content", "has_content", "reasoning", "reasoning_key", "refusal",
-                 "tools", "finish_reason", "stop_reason", "logprobs", "done_tools")
+                 "tools", "finish_reason", "stop_reason", "logprobs", "done_tools", "token_ids")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -73,7 +73,8 @@ class _Choice:
         self.tools: dict[int, list[Any]] = {}  # tool index -> [id, type, name, [argument fragments]]
         self.finish_reason: str | None = None
         self.stop_reason: Any = None
-        self.logprobs: list[Any] | None = None
+        self.token_ids: list[Any] | None = None  # vLLM's return_token_ids: an id list per chunk
+        self.logprobs: Any = None  # chat: the logprobs.content entries; completions: one merged object
         self.done_tools = False
 
     def tool_calls(self) -> list[ToolCall]:
@@ -188,6 +189,12 @@ class StreamAccumulator:
                 lp = ch.get("logprobs")
                 if lp:
                     self._on_logprobs(st, lp)
+                ids = ch.get("token_ids")
+                if ids:
+                    if ids.__class__ is list:
+                        if st.token_ids is None:
+                            st.token_ids = []
+                        st.token_ids.extend(ids)
                 fr = ch.get("finish_reason")
                 if fr:
                     special = True
@@ -282,10 +289,20 @@ class StreamAccumulator:
             out.append(ToolCallDelta(st.index, ti, tid if tid and tid.__class__ is str else None, name, args))
 
     def _on_logprobs(self, st: _Choice, lp: Any) -> None:
-        if not self.chat:
-            if st.logprobs is None:
-                st.logprobs = []
-            st.logprobs.append(lp)
+        if not self.chat:  # legacy completions: merge {tokens, token_logprobs, top_logprobs, text_offset}
+            if lp.__class__ is dict:
+                if st.logprobs is None:
+                    st.logprobs = {}
+                merged = st.logprobs
+                for k, v in lp.items():
+                    cur = merged.get(k)
+                    if v.__class__ is list:
+                        if cur.__class__ is list:
+                            cur.extend(v)
+                        else:
+                            merged[k] = list(v)
+                    elif k not in merged:
+                        merged[k] = v
             return
         if lp.__class__ is dict:
             content = lp.get("content")
@@ -352,6 +369,8 @@ class StreamAccumulator:
             c["finish_reason"] = st.finish_reason
             if st.stop_reason is not None:
                 c["stop_reason"] = st.stop_reason
+            if st.token_ids is not None:
+                c["token_ids"] = st.token_ids
             choices.append(c)
         raw: dict[str, Any] = {
             "id": meta["id"],
@@ -377,11 +396,13 @@ class StreamAccumulator:
     def _raise_server_error(self, obj: dict[str, Any]) -> None:
         message, typ, code, _ = parse_error_object(obj)
         text = message or "the server reported an error inside the stream"
-        raise StreamError(
-            f"the server reported an error mid-stream: {' '.join(text.split())}",
+        err = StreamError(
+            text,  # .message: the server's own words, verbatim
             partial=self.response(), body=obj, type=typ, code=code,
             status_code=code if isinstance(code, int) else None,
-        ) from None
+        )
+        err.args = (f"the server reported an error mid-stream: {' '.join(text.split())}",)  # str(e): one line
+        raise err from None
 
     def connection_error(self, exc: APIConnectionError) -> StreamError:
         """The StreamError for a connection that broke or went silent mid-stream."""
