@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Build a tiny, deterministic Llama model + local tokenizer for a real vLLM server.
 
-Usage: python make_tiny_model.py [OUT_DIR]      (default /tmp/tiny-model)
+Usage: python make_tiny_model.py [OUT_DIR]      (default ~/.cache/vllm_client-tests/tiny-model)
+
+The project's copy of the real-server lab's script; it runs inside the vLLM venv (torch,
+transformers, tokenizers) and is called by _vllm_server.ensure_model().
 
 No model hub is touched: the tokenizer is a byte-level BPE trained with the
 `tokenizers` library on the small English corpus below, wrapped as a
@@ -121,7 +124,15 @@ To call a function reply with <tool_call>{"name": <function-name>, "arguments": 
 
 
 def build_tokenizer():
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        AddedToken,
+        Tokenizer,
+        decoders,
+        models,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -135,7 +146,7 @@ def build_tokenizer():
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    lines = [l for l in CORPUS.strip().splitlines() if l.strip()]
+    lines = [line for line in CORPUS.strip().splitlines() if line.strip()]
     tok.train_from_iterator(lines * 3, trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in ADDED])
     fast = PreTrainedTokenizerFast(
@@ -157,7 +168,9 @@ def main():
 
     tokenizer = build_tokenizer()
     V = len(tokenizer)
-    tid = lambda s: tokenizer.convert_tokens_to_ids(s)
+    def tid(s):
+        return tokenizer.convert_tokens_to_ids(s)
+
     eos = tid("<|im_end|>")
     d = 128
     cfg = LlamaConfig(
@@ -293,7 +306,7 @@ def _bytes_to_unicode():
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    table = dict(zip(bs, (chr(c) for c in cs)))
+    table = dict(zip(bs, (chr(c) for c in cs), strict=True))
     return [table[b] for b in range(256)]
 
 
