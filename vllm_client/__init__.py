@@ -55,7 +55,13 @@ from ._models import (
     UsageEvent,
 )
 from ._stream import AsyncChatStream, ChatStream, StreamTimeoutError
-from ._sync import ChatCompletionBuilder, CompletionBuilder, EmbeddingBuilder, VllmClient
+from ._sync import (
+    ChatCompletionBuilder,
+    CompletionBuilder,
+    Conversation,
+    EmbeddingBuilder,
+    VllmClient,
+)
 from ._transport import MockResponse, MockTransport, PreparedRequest
 from ._version import __version__
 
@@ -63,6 +69,7 @@ if TYPE_CHECKING:
     from ._async import (
         AsyncChatCompletionBuilder,
         AsyncCompletionBuilder,
+        AsyncConversation,
         AsyncEmbeddingBuilder,
         AsyncVllmClient,
     )
@@ -73,6 +80,7 @@ _LAZY = {
     "AsyncChatCompletionBuilder": "._async",
     "AsyncCompletionBuilder": "._async",
     "AsyncEmbeddingBuilder": "._async",
+    "AsyncConversation": "._async",
     "tool": "._tools",
     "ToolSet": "._tools",
 }
@@ -125,7 +133,9 @@ __all__ = [
     "UsageEvent",
     "Done",
     "ServerEvent",
-    # tools
+    # conversations and tools
+    "Conversation",
+    "AsyncConversation",
     "tool",
     "ToolSet",
     # errors
