@@ -120,8 +120,8 @@ class StreamAccumulator:
         """Decode a piece of the body (any split) into events."""
         out: list[StreamEvent] = []
         single = self._sse.single_data(data)
-        if single is not None:  # one whole event per read, as vLLM sends: skip the line splitting
-            self._on_event("message", single, out)
+        if single is not None and single != _DONE:  # one whole chunk per read, as vLLM sends: no line splitting
+            self._on_chunk(self._parse_chunk(single), out)
             return out
         for ev in self._sse.feed(data):
             self._on_event(ev.event, ev.data, out)
@@ -129,17 +129,7 @@ class StreamAccumulator:
 
     def _on_event(self, name: str, data: bytes, out: list[StreamEvent]) -> None:
         if name in _CHUNK_EVENTS and data != _DONE:
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise self._error(f"the server sent a stream chunk that is not JSON: {_preview(data)}",
-                                  body=data.decode("utf-8", "replace")) from None
-            if obj.__class__ is not dict:
-                raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(data)}",
-                                  body=obj)
-            if ("error" in obj or "message" in obj) and (obj.get("error") or obj.get("object") == "error"):
-                self._raise_server_error(obj)  # {"error": {...}} or vLLM's flat {"object": "error", ...}
-            self._on_chunk(obj, out)
+            self._on_chunk(self._parse_chunk(data), out)
             return
         if data == _DONE:
             self.done = True
@@ -154,6 +144,20 @@ class StreamAccumulator:
         self.server_events.append(se)
         out.append(se)
 
+    def _parse_chunk(self, data: bytes) -> dict[str, Any]:
+        """A chat/completion chunk as a dict; a StreamError for non-JSON, non-objects and error objects."""
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise self._error(f"the server sent a stream chunk that is not JSON: {_preview(data)}",
+                              body=data.decode("utf-8", "replace")) from None
+        if obj.__class__ is not dict:
+            raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(data)}",
+                              body=obj)
+        if ("error" in obj or "message" in obj) and (obj.get("error") or obj.get("object") == "error"):
+            self._raise_server_error(obj)  # {"error": {...}} or vLLM's flat {"object": "error", ...}
+        return obj
+
     def _on_chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
         special = self._first
         choices = obj.get("choices")
@@ -162,14 +166,15 @@ class StreamAccumulator:
             for ch in choices:
                 if ch.__class__ is not dict:
                     continue
-                idx = ch.get("index", 0)
+                get = ch.get
+                idx = get("index", 0)
                 if idx.__class__ is not int:
                     idx = 0
                 st = self._choices.get(idx)
                 if st is None:
                     st = self._choices[idx] = _Choice(idx)
                 if chat:
-                    delta = ch.get("delta")
+                    delta = get("delta")
                     if delta:
                         content = delta.get("content")
                         if content.__class__ is str and len(delta) == 1:
@@ -181,25 +186,25 @@ class StreamAccumulator:
                         else:
                             self._on_delta(st, delta, out)
                 else:
-                    text = ch.get("text")
+                    text = get("text")
                     if text and text.__class__ is str:
                         st.has_content = True
                         st.content.append(text)
                         out.append(ContentDelta(text, idx))
-                lp = ch.get("logprobs")
+                lp = get("logprobs")
                 if lp:
                     self._on_logprobs(st, lp)
-                ids = ch.get("token_ids")
+                ids = get("token_ids")
                 if ids:
                     if ids.__class__ is list:
                         if st.token_ids is None:
                             st.token_ids = []
                         st.token_ids.extend(ids)
-                fr = ch.get("finish_reason")
+                fr = get("finish_reason")
                 if fr:
                     special = True
                     st.finish_reason = fr
-                    sr = ch.get("stop_reason")
+                    sr = get("stop_reason")
                     if sr is not None:
                         st.stop_reason = sr
                     if st.tools and not st.done_tools:
