@@ -323,21 +323,19 @@ def error_from_response(
 ) -> APIStatusError:
     """The typed error for an HTTP error answer, whatever shape its body has."""
     parsed = decode_body(body)
-    message: str | None
     if isinstance(parsed, str):
-        message, typ, code, param = (_text_message(body) if body else ""), None, None, None
-    else:
-        message, typ, code, param = parse_error_object(parsed)
-        if message is None:
-            message = _one_line(body.decode("utf-8", "replace"), 300)
-    return status_class(status)(
-        message,
-        status_code=status,
-        body=parsed,
-        headers=headers,
-        type=typ,
-        code=code,
-        param=param,
-        url=url,
-        method=method,
-    )
+        return status_error(status, parsed, headers, message=_text_message(body) if body else "",
+                            url=url, method=method)
+    return status_error(status, parsed, headers, url=url, method=method,
+                        fallback=_one_line(body.decode("utf-8", "replace"), 300))
+
+
+def status_error(status: int, body: Any, headers: Mapping[str, str] | None = None, *, message: str | None = None,
+                 fallback: str = "", url: str | None = None, method: str | None = None) -> APIStatusError:
+    """The typed error for a status and a (parsed) error body; the message comes from the body
+    unless given, else ``fallback``."""
+    typ = code = param = None
+    if message is None:
+        message, typ, code, param = parse_error_object(body)
+    return status_class(status)(message if message is not None else fallback, status_code=status, body=body,
+                                headers=headers, type=typ, code=code, param=param, url=url, method=method)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
-from ._exceptions import ResponseDecodeError, parse_error_object, status_class
+from ._exceptions import ResponseDecodeError, parse_error_object, status_error
 
 __all__ = [
     "Usage",
@@ -222,15 +222,7 @@ def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, statu
         if message is None and "error" in obj and not obj["error"]:
             return  # "error": null / "" is not an error
         status_code = code if isinstance(code, int) and 400 <= code <= 599 else status
-        raise status_class(status_code)(
-            message or "the server answered with an error object",
-            status_code=status_code,
-            body=obj,
-            type=typ,
-            code=code,
-            param=param,
-            url=url,
-        )
+        raise status_error(status_code, obj, url=url, fallback="the server answered with an error object")
 
 
 def load_json_object(body: bytes, *, what: str, url: str | None = None, status: int = 200) -> dict[str, Any]:
