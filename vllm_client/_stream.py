@@ -110,8 +110,6 @@ class StreamAccumulator:
         self._first = True
         self.done = False  # [DONE] seen
         self.server_events: list[ServerEvent] = []
-        self._pending: list[StreamEvent] = []  # events from after [DONE] (FastGPT), kept in order
-        self.finished = False
         self._final: Any = None  # the response, once the stream has finished
 
     # -- feeding -------------------------------------------------------------
@@ -352,7 +350,6 @@ class StreamAccumulator:
         if response.usage is not None:
             out.append(UsageEvent(response.usage))
         out.append(Done(response.choices[0].finish_reason if response.choices else None, response))
-        self.finished = True
         return out
 
     def raw(self) -> dict[str, Any]:

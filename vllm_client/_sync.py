@@ -156,13 +156,8 @@ class EmbeddingBuilder(EmbeddingBody):
 
 
 class _Creator:
-    def __init__(self, client: VllmClient, builder: type[Any]) -> None:
+    def __init__(self, client: VllmClient) -> None:
         self._client = client
-        self._builder = builder
-
-    def create(self) -> Any:
-        """A new request builder."""
-        return self._builder(self._client)
 
 
 class ChatCompletions(_Creator):
@@ -197,7 +192,7 @@ class Chat:
 
     def completions(self) -> ChatCompletions:
         """The chat completions endpoint: ``.create()`` gives a builder."""
-        return ChatCompletions(self._client, ChatCompletionBuilder)
+        return ChatCompletions(self._client)
 
     def conversation(self, model: str | None = None, system: str | None = None, *,
                      messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
@@ -379,11 +374,11 @@ class VllmClient(ClientCore):
 
     def completions(self) -> Completions:
         """Legacy text completions: ``client.completions().create().prompt(...).send()``."""
-        return Completions(self, CompletionBuilder)
+        return Completions(self)
 
     def embeddings(self) -> Embeddings:
         """Embeddings: ``client.embeddings().create().input(...).send()``."""
-        return Embeddings(self, EmbeddingBuilder)
+        return Embeddings(self)
 
     def models(self) -> list[Model]:
         """The models the server serves (``GET /models``)."""
