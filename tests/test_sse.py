@@ -400,24 +400,37 @@ def test_many_events_in_one_read() -> None:
     assert Run([data[i:i + 4096] for i in range(0, len(data), 4096)]).strict == [("message", e) for e in evs]
 
 
-# -- single_data (the stream accumulator's shortcut) ---------------------------------------
+# -- feed_data (the stream accumulator's view) --------------------------------------------
 
 
-def test_single_data_only_when_feed_would_give_exactly_that_event() -> None:
+def test_feed_data_gives_message_events_as_their_bytes() -> None:
     d = SSEDecoder()
-    assert d.single_data(b"data: x\n\n") is None  # the start of the stream: the BOM check comes first
-    d.feed(b"data: a\n\n")
-    assert d.single_data(b"data: x\n\n") == b"x"
-    assert d.single_data(b"data:  x\n\n") == b" x"
-    assert d.single_data(b"data: \n\n") == b""
-    for not_single in (b"data: x\n\ndata: y\n\n", b"data: x\r\n\r\n", b"data: x\n", b"event: e\ndata: x\n\n",
-                       b"data: x\ry\n\n", b"data:x\n\n", b"data: x\n\n\n", b""):
-        assert d.single_data(not_single) is None, not_single
-    for state in (b"data: pending", b"data: waiting\n", b"event: e\n", b"data: a\n\r"):
-        d = SSEDecoder()
-        d.feed(b"\n")
-        d.feed(state)
-        assert d.single_data(b"data: x\n\n") is None, state
+    got = d.feed_data(b"data: a\n\nevent: answer\ndata: b\n\nevent: message\ndata: c\n\ndata: d\ndata: e\n\ndata: f")
+    assert got == [b"a", SSEEvent("answer", b"b"), b"c", b"d\ne"]
+    assert d.feed_data(b"\n\n") == [b"f"]
+    assert d.feed_data(b"data: \n\n") == [b""]  # an empty data line is still an event
+    assert d.feed_data(b"event: x\ndata: y\n") == []
+    assert d.flush_data() == [SSEEvent("x", b"y")]
+
+
+def test_whole_events_in_one_read_take_the_fast_path_and_agree_with_lines() -> None:
+    events = [b"data: {\"i\":%d}\n\n" % i for i in range(5)]
+    body = b"".join(events)
+    d = SSEDecoder()
+    assert d.feed_data(body) == [b'{"i":%d}' % i for i in range(5)]
+    # the same with an unfinished event after them, then its end
+    d = SSEDecoder()
+    assert d.feed_data(body + b"data: {\"i\":5") == [b'{"i":%d}' % i for i in range(5)]
+    assert d.feed_data(b"}\n") == []
+    assert d.feed_data(b"\ndata: [DONE]\n\n") == [b'{"i":5}', b"[DONE]"]
+
+
+@pytest.mark.parametrize("odd", [b": keep-alive\n\n", b"data: x\ndata: y\n\n", b"event: e\ndata: z\n\n",
+                                 b"data: x\r\n\r\n", b"\n", b"id: 1\n\n", b"data:no-space\n\n"])
+def test_anything_but_plain_events_falls_back_to_lines(odd: bytes) -> None:
+    data = b"data: 1\n\n" + odd + b"data: 2\n\n"
+    assert Run([data]).events == reference(data)[0]
+    assert Run([data[:3], data[3:]]).events == reference(data)[0]
 
 
 # -- property tests ------------------------------------------------------------------------
@@ -480,21 +493,22 @@ def test_random_bytes_never_raise(data: bytes, draw: st.DataObject) -> None:
     assert all(type(e) is str and type(d) is bytes for e, d in r.events)
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([b"data: x\n\n", b'data: {"a":1}\n\n', b"data: \n\n", b"event: e\n", b"data: p",
-                                 b"data: q\n", b"\r", b"\n", b": c\n", b"data: a\rb\n\n", BOM, b""]), max_size=30))
-def test_single_data_shortcut_agrees_with_feed(chunks: list[bytes]) -> None:
-    plain = Run(chunks).events
+PLAIN = st.builds(lambda t: b"data: " + t + b"\n\n", TEXT.filter(lambda t: b"\n" not in t and b"\r" not in t))
+ODD = st.sampled_from([b": c\n\n", b"event: e\n", b"data: p", b"data: q\n", b"\r", b"\n", b"\r\n", b"data: a\rb\n\n",
+                       b"data: m\ndata: n\n\n", b"event: message\n", b"id: 7\n", BOM, b""])
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(PLAIN, PLAIN, PLAIN, ODD), max_size=30).map(b"".join), st.data())
+def test_streams_of_mostly_plain_events_match_the_reference(data: bytes, draw: st.DataObject) -> None:
+    # mostly the shape the fast paths take, cut anywhere, with odd pieces that must end them
+    check_against_reference(data, pieces(data, draw.draw(cuts_for(data))))
     d = SSEDecoder()
     got: list[Ev] = []
-    for chunk in chunks:
-        single = d.single_data(chunk)
-        if single is not None:
-            got.append(("message", single))
-        else:
-            got += [(e.event, e.data) for e in d.feed(chunk)]
-    got += [(e.event, e.data) for e in d.flush()]
-    assert got == plain
+    for chunk in pieces(data, draw.draw(cuts_for(data))):
+        got += [(e.event, e.data) if isinstance(e, SSEEvent) else ("message", e) for e in d.feed_data(chunk)]
+    got += [(e.event, e.data) if isinstance(e, SSEEvent) else ("message", e) for e in d.flush_data()]
+    assert got == reference(data)[0]
 
 
 # -- real wire transcripts -----------------------------------------------------------------

@@ -82,6 +82,11 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode the next piece of the stream; return the events it completes."""
+        return [e if isinstance(e, SSEEvent) else SSEEvent("message", e) for e in self.feed_data(chunk)]
+
+    def feed_data(self, chunk: bytes) -> list[bytes | SSEEvent]:
+        """Like ``feed``, but an event of the default type ``"message"`` comes as its data
+        bytes alone (no event object): the stream accumulator's hot path."""
         if self._head is not None:  # start of the stream: drop a BOM, even a split one
             chunk = self._head + chunk
             if len(chunk) < 3 and _BOM.startswith(chunk):
@@ -101,17 +106,31 @@ class SSEDecoder:
                 return []  # still inside the same line
             chunk = b"".join(pending)
             pending.clear()
-        elif chunk[:6] == b"data: " and chunk[-2:] == b"\n\n" and not self._data:
-            # Fast path: vLLM writes each event as its own "data: <json>\n\n" HTTP chunk.
-            # With no line pending, no data line waiting (it would be joined in) and no
-            # CR / LF inside the value, the chunk is exactly one data line and one blank
-            # line: the event is the value, no split needed. (A pending LF of a split
-            # CRLF was already dropped above; an `event:` type still applies.)
-            value = chunk[6:-2]
-            if _LF not in value and _CR not in value:
-                event = SSEEvent(self._event or "message", value)
-                self._event = ""
-                return [event]
+        out: list[bytes | SSEEvent] = []
+        if not self._data and not self._event and _CR not in chunk and chunk[:6] == b"data: ":
+            # Fast path, at an event boundary (no data line waiting, no type set), with LF
+            # line ends: events written as "data: <value>\n\n" each, as vLLM and every
+            # OpenAI-compatible server write them (vLLM: one event per HTTP chunk).
+            if chunk[-1] == _LF and chunk[-2] == _LF:  # one event and nothing else?
+                value = chunk[6:-2]
+                if _LF not in value:
+                    out.append(value)
+                    return out
+            # Many: cut the complete part at its "\n\ndata: " seams. If its only LFs are the
+            # two after each value, every piece is one event's value; else (comments, other
+            # fields, multi-line data) it all goes line by line.
+            end = chunk.rfind(b"\n\n")
+            if end > 0:
+                values: list[bytes | SSEEvent] = chunk[6:end].split(b"\n\ndata: ")  # type: ignore[assignment]
+                if chunk.count(_LF, 0, end + 2) == 2 * len(values):
+                    if end + 2 < len(chunk):  # an unfinished event after them
+                        self._lines(chunk[end + 2:], values)
+                    return values
+        self._lines(chunk, out)
+        return out
+
+    def _lines(self, chunk: bytes, out: list[bytes | SSEEvent]) -> None:
+        """The general case: process ``chunk`` line by line (the line ends it contains)."""
         if _CR in chunk:
             # Rare: normalise CRLF and lone CR to LF. A CR at the very end is a complete
             # line end; an LF at the start of the next feed is then its partner, skipped.
@@ -120,20 +139,23 @@ class SSEDecoder:
         lines = chunk.split(b"\n")
         last = lines.pop()  # after the last line end: unfinished (b"" if the chunk ended a line)
         if last:
-            pending.append(last)
-        out: list[SSEEvent] = []
+            self._pending.append(last)
         data = self._data
         for line in lines:
             if not line:  # blank line: dispatch
                 if data:
-                    out.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else b"\n".join(data)))
-                    data.clear()
+                    self._dispatch(out)
                 self._event = ""
             elif line[:6] == b"data: ":  # the common field, before the general parse
                 data.append(line[6:])
             else:
                 self._field(line)
-        return out
+
+    def _dispatch(self, out: list[bytes | SSEEvent]) -> None:
+        data = self._data
+        value = data[0] if len(data) == 1 else b"\n".join(data)
+        data.clear()
+        out.append(SSEEvent(self._event, value) if self._event and self._event != "message" else value)
 
     def _field(self, line: bytes) -> None:
         """A non-blank line other than ``data: ...``: a comment or a field."""
@@ -153,28 +175,19 @@ class SSEDecoder:
             self._event = value.decode("utf-8", "replace")
         # "id", "retry" and any other field: ignored.
 
-    def single_data(self, chunk: bytes) -> bytes | None:
-        """The data of ``chunk`` if it is exactly one ``data: ...`` event and nothing is
-        pending (how vLLM writes each event, one per HTTP chunk), else None: then call
-        ``feed``. Same result as ``feed``, without building the event object; used by
-        the stream accumulator, which only needs the bytes (the type is "message")."""
-        if (chunk[:6] == b"data: " and chunk[-2:] == b"\n\n" and self._head is None
-                and not self._pending and not self._data and not self._event and not self._skip_lf):
-            value = chunk[6:-2]
-            if _LF not in value and _CR not in value:
-                return value
-        return None
-
     def flush(self) -> list[SSEEvent]:
         """End of stream: process an unterminated last line, dispatch a pending event
         (even without its blank line, see the class doc), and reset the decoder."""
-        out: list[SSEEvent] = []
+        return [e if isinstance(e, SSEEvent) else SSEEvent("message", e) for e in self.flush_data()]
+
+    def flush_data(self) -> list[bytes | SSEEvent]:
+        """``flush`` with "message" events as bare data bytes, like ``feed_data``."""
+        out: list[bytes | SSEEvent] = []
         # A held-back head (at most two bytes of a BOM) is dropped: as a line it would be
         # a field named U+FFFD, ignored. An unterminated last line is terminated.
         if self._pending:
-            out = self.feed(b"\n")
-        data = self._data
-        if data:
-            out.append(SSEEvent(self._event or "message", data[0] if len(data) == 1 else b"\n".join(data)))
+            out = self.feed_data(b"\n")
+        if self._data:
+            self._dispatch(out)
         self._reset()
         return out

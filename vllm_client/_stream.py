@@ -34,12 +34,13 @@ from ._models import (
     UsageEvent,
     split_content,
 )
-from ._sse import SSEDecoder
+from ._sse import SSEDecoder, SSEEvent
 from ._transport import Response
 
 __all__ = ["StreamAccumulator", "ChatStream", "AsyncChatStream", "StreamTimeoutError"]
 
 _DONE = b"[DONE]"
+_loads = orjson.loads
 # Top-level chunk keys that are folded into the response's own fields; every
 # other key (system_fingerprint, x_groq, timings, service_tier, ...) is kept as is.
 _KNOWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
@@ -117,23 +118,39 @@ class StreamAccumulator:
     def feed(self, data: bytes) -> list[StreamEvent]:
         """Decode a piece of the body (any split) into events."""
         out: list[StreamEvent] = []
-        single = self._sse.single_data(data)
-        if single is not None and single != _DONE:  # one whole chunk per read, as vLLM sends: no line splitting
-            self._on_chunk(self._parse_chunk(single), out)
-            return out
-        for ev in self._sse.feed(data):
-            self._on_event(ev.event, ev.data, out)
+        self._on_items(self._sse.feed_data(data), out)
         return out
 
-    def _on_event(self, name: str, data: bytes, out: list[StreamEvent]) -> None:
-        if name in _CHUNK_EVENTS and data != _DONE:
-            self._on_chunk(self._parse_chunk(data), out)
+    def _on_items(self, items: list[bytes | SSEEvent], out: list[StreamEvent]) -> None:
+        for item in items:
+            if item.__class__ is bytes and item != _DONE:  # a plain event's data: a chunk
+                try:
+                    obj = _loads(item)
+                except orjson.JSONDecodeError:
+                    raise self._not_json(item) from None
+                self._on_chunk(obj, out)
+            else:
+                self._on_event(item, out)
+
+    def _on_event(self, item: bytes | SSEEvent, out: list[StreamEvent]) -> None:
+        """[DONE], and named events: FastGPT's chat chunks ("answer"), errors, anything else."""
+        if item.__class__ is bytes:
+            self.done = True  # [DONE]
             return
+        assert isinstance(item, SSEEvent)
+        name, data = item.event, item.data
         if data == _DONE:
             self.done = True
             return
+        if name in _CHUNK_EVENTS:
+            try:
+                chunk = _loads(data)
+            except orjson.JSONDecodeError:
+                raise self._not_json(data) from None
+            self._on_chunk(chunk, out)
+            return
         try:
-            parsed: Any = orjson.loads(data)
+            parsed: Any = _loads(data)
         except orjson.JSONDecodeError:
             parsed = data.decode("utf-8", "replace")
         if name == "error":
@@ -142,23 +159,41 @@ class StreamAccumulator:
         self.server_events.append(se)
         out.append(se)
 
-    def _parse_chunk(self, data: bytes) -> dict[str, Any]:
-        """A chat/completion chunk as a dict; a StreamError for non-JSON, non-objects and error objects."""
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise self._error(f"the server sent a stream chunk that is not JSON: {_preview(data)}",
-                              body=data.decode("utf-8", "replace")) from None
-        if obj.__class__ is not dict:
-            raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(data)}",
-                              body=obj)
-        if ("error" in obj or "message" in obj) and (obj.get("error") or obj.get("object") == "error"):
-            self._raise_server_error(obj)  # {"error": {...}} or vLLM's flat {"object": "error", ...}
-        return obj
+    def _not_json(self, data: bytes) -> StreamError:
+        return self._error(f"the server sent a stream chunk that is not JSON: {_preview(data)}",
+                           body=data.decode("utf-8", "replace"))
 
-    def _on_chunk(self, obj: dict[str, Any], out: list[StreamEvent]) -> None:
+    def _on_chunk(self, obj: Any, out: list[StreamEvent]) -> None:
+        """One parsed chat / completion chunk: events out, fragments kept."""
+        # The hot path, nearly every chunk of a chat stream: one choice whose delta is text
+        # and nothing else, after the first chunk (vLLM: {"choices": [{"index": 0, "delta":
+        # {"content": "..."}, "logprobs": null, "finish_reason": null, "token_ids": null}]}).
+        # Only look-ups here; any miss (a missing key, another type, an unknown choice)
+        # means "not such a chunk" and the general code below handles it.
+        try:
+            (ch,) = obj["choices"]
+            delta = ch["delta"]
+            content = delta["content"]
+            idx = ch["index"]
+            state = self._choices[idx]
+        except (KeyError, TypeError, ValueError):
+            pass
+        else:
+            if (content.__class__ is str and len(delta) == 1 and idx.__class__ is int and not self._first
+                    and ch.get("finish_reason") is None and not ch.get("logprobs") and not ch.get("token_ids")
+                    and obj.get("usage") is None and "error" not in obj):
+                state.has_content = True
+                if content:
+                    state.content.append(content)
+                    out.append(ContentDelta(content, idx))
+                return
+        if obj.__class__ is not dict:
+            raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(orjson.dumps(obj))}",
+                              body=obj)
         special = self._first
         choices = obj.get("choices")
+        if "error" in obj and obj["error"]:
+            self._raise_server_error(obj)  # {"error": {...}}, even beside choices (OpenRouter)
         if choices:
             chat = self.chat
             for ch in choices:
@@ -209,6 +244,8 @@ class StreamAccumulator:
                         st.done_tools = True
                         out.extend(ToolCallComplete(idx, tc) for tc in st.tool_calls())
         else:
+            if obj.get("object") == "error":
+                self._raise_server_error(obj)  # vLLM's flat error object
             special = True
         usage = obj.get("usage")
         if usage:
@@ -334,8 +371,7 @@ class StreamAccumulator:
     def finish(self) -> list[StreamEvent]:
         """The body ended: flush, check the stream was complete, return the closing events."""
         out: list[StreamEvent] = []
-        for ev in self._sse.flush():
-            self._on_event(ev.event, ev.data, out)
+        self._on_items(self._sse.flush_data(), out)
         if not self.done:
             unfinished = [c.index for c in self._choices.values() if not c.finish_reason]
             if not self._choices or unfinished:
