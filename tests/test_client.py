@@ -145,6 +145,53 @@ def test_nan_in_messages_is_rejected(mock_client: Any) -> None:
     assert transport.requests == []
 
 
+def test_nan_put_into_a_message_after_setting_it_is_still_rejected(mock_client: Any) -> None:
+    # messages() keeps the caller's message dicts: what counts is the body at send time
+    client, transport = mock_client(MockResponse(json=OK))
+    msg: dict[str, Any] = {"role": "user", "content": "x"}
+    b = chat(client).messages([msg])
+    msg["score"] = [1.0, -math.inf]
+    with pytest.raises(InvalidRequestError, match=r"messages\[0\]\.score\[1\] = -inf"):
+        b.send()
+    with pytest.raises(InvalidRequestError, match="NaN and infinity"):
+        b.send_stream()
+    with pytest.raises(InvalidRequestError, match="NaN and infinity"):
+        b.build()
+    assert transport.requests == []
+
+
+def test_null_values_are_sent_and_not_mistaken_for_nan(mock_client: Any) -> None:
+    client, transport = mock_client(MockResponse(json=OK))
+    chat(client).messages([{"role": "assistant", "content": None, "tool_calls": []},
+                           {"role": "user", "content": "null"}]).send()
+    assert b'"content":null' in transport.requests[0].body
+
+
+def test_a_body_that_contains_itself_is_refused_before_sending(mock_client: Any) -> None:
+    client, transport = mock_client(MockResponse(json=OK))
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(InvalidRequestError, match="contains itself"):
+        chat(client).extra({"x": loop})
+    msg: dict[str, Any] = {"role": "user", "content": "x"}
+    b = chat(client).messages([msg])
+    msg["parts"] = loop
+    with pytest.raises(InvalidRequestError, match="JSON"):
+        b.send()
+    assert transport.requests == []
+
+
+def test_batch_checks_every_body_before_sending_any(mock_client: Any) -> None:
+    client, transport = mock_client(MockResponse(json=OK))
+    good = chat(client)
+    bad = client.chat.completions().create().model("m").messages([{"role": "user", "content": "x", "w": math.nan}])
+    with pytest.raises(InvalidRequestError, match="NaN"):
+        client.batch([good, good, bad], progress=False)
+    with pytest.raises(InvalidRequestError, match="NaN"):
+        client.batch([{"url": "/v1/chat/completions", "body": {"messages": [], "x": math.inf}}], progress=False)
+    assert transport.requests == []
+
+
 def test_no_messages_is_rejected(mock_client: Any) -> None:
     client, transport = mock_client(MockResponse(json=OK))
     with pytest.raises(InvalidRequestError, match="no messages"):

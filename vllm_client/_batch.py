@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from ._exceptions import InvalidRequestError, VllmError
 from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse
+from ._validate import check_finite
 
 __all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress"]
 
@@ -51,6 +52,7 @@ def to_batch_request(item: Any) -> BatchRequest:
     if isinstance(item, _Builder):
         parse, what = _PARSERS.get(item._path, (_raw, item._path))
         body, headers, _ = item._request_parts(False)
+        check_finite(body)  # every request is checked before the first is sent
         return BatchRequest(item._path, body, parse, what, headers)
     if isinstance(item, dict):
         url = item.get("url")
@@ -64,6 +66,7 @@ def to_batch_request(item: Any) -> BatchRequest:
         parse, what = _PARSERS.get(path, (_raw, path))
         body = dict(raw_body)
         body.pop("stream", None)
+        check_finite(body, f"batch request for {url}: body")
         return BatchRequest(path, body, parse, what)
     raise InvalidRequestError(f"batch: expected builders or {{'url', 'body'}} dicts, got {type(item).__name__}")
 

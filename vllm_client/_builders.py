@@ -79,8 +79,16 @@ class _Builder:
         """The exact JSON body that will be sent: only the fields that were set, ``extra()`` merged last.
 
         The model is the builder's, else the client's ``default_model``; when neither is
-        set, ``send()`` asks the server for its one model and adds it.
+        set, ``send()`` asks the server for its one model and adds it. Raises
+        ``InvalidRequestError`` for a body that cannot be sent (as ``send()`` would).
         """
+        body = self._build()
+        v.check_finite(body)
+        return body
+
+    def _build(self) -> dict[str, Any]:
+        # build() without the NaN walk: sending checks that when the body is serialized
+        # (ClientCore.prepare), only if the JSON has a null in it.
         body = dict(self._body)
         for k, val in self._extra.items():
             if val is None:
@@ -96,7 +104,7 @@ class _Builder:
         """Whole-body checks before sending (overridden per endpoint)."""
 
     def _request_parts(self, stream: bool) -> tuple[dict[str, Any], dict[str, str] | None, Timeout | None]:
-        body = self.build()
+        body = self._build()
         if stream:
             body["stream"] = True
         elif body.get("stream") is True:
@@ -472,7 +480,6 @@ class ChatBody(_SamplingMixin):
                                       "(vLLM refuses the two together)")
         _check_min_max(body)
         v.messages("messages", msgs)
-        v.check_finite(body)
 
 
 class CompletionBody(_SamplingMixin):
@@ -517,7 +524,6 @@ class CompletionBody(_SamplingMixin):
         if "prompt" not in body:
             raise InvalidRequestError("no prompt: call .prompt('...') first")
         _check_min_max(body)
-        v.check_finite(body)
 
 
 class EmbeddingBody(_Builder):
@@ -562,4 +568,3 @@ class EmbeddingBody(_Builder):
     def _check(self, body: dict[str, Any]) -> None:
         if "input" not in body:
             raise InvalidRequestError("no input: call .input('...') first")
-        v.check_finite(body)

@@ -83,6 +83,8 @@ def server_root(base_url: str) -> str:
 
 def redact_url(url: str) -> str:
     """The URL with any user:password@ replaced, safe to print."""
+    if "@" not in url:
+        return url  # no user info possible
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -32,7 +32,7 @@ from ._models import Model, load_json_object
 from ._replicas import Replica, ReplicaSet
 from ._retry import decide
 from ._transport import PreparedRequest, Response
-from ._validate import integer
+from ._validate import check_finite, integer
 
 T = TypeVar("T")
 Flow = Generator["PreparedRequest | float", Any, T]
@@ -132,6 +132,8 @@ class ClientCore:
                 data = orjson.dumps(body)
             except TypeError as e:
                 raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
+            if b"null" in data:  # orjson writes NaN and +-inf as null: refuse them (no null, no NaN)
+                check_finite(body)
         return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream,
                                path, root)
 
@@ -238,7 +240,7 @@ class ClientCore:
     def builder_flow(self, builder: Any, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
         """Send a builder's request (not streamed) and parse the answer."""
         body, headers, timeout = builder._request_parts(False)
-        if getattr(builder, "_needs_model", True):
+        if "model" not in body and getattr(builder, "_needs_model", True):
             yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, headers=headers, timeout=timeout)
         return (yield from self.json_flow(req, parse, what))
@@ -246,7 +248,8 @@ class ClientCore:
     def stream_flow(self, builder: Any) -> Flow[tuple[Response, str]]:
         """Open a builder's stream (retried only until the server answers); return the open Response."""
         body, headers, timeout = builder._request_parts(True)
-        yield from self.model_flow(body)
+        if "model" not in body:
+            yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, stream=True, headers=headers, timeout=timeout)
         response = yield from self.send_flow(req)
         return response, redact_url(req.url)

@@ -67,24 +67,25 @@ class Usage:
     @classmethod
     def from_dict(cls, d: Any) -> Usage | None:
         """Parse a ``usage`` object; None for null or a non-object."""
-        if not isinstance(d, dict):
+        if d.__class__ is not dict:
             return None
-        prompt = _int(d.get("prompt_tokens")) or 0
-        completion = _int(d.get("completion_tokens")) or 0
-        total = _int(d.get("total_tokens"))
-        details = _dict(d.get("completion_tokens_details"))
-        pdetails = _dict(d.get("prompt_tokens_details"))
-        cached = _int(pdetails.get("cached_tokens"))
-        if cached is None:
-            cached = _int(d.get("prompt_cache_hit_tokens"))  # DeepSeek
-        return cls(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=total if total is not None else prompt + completion,
-            reasoning_tokens=_int(details.get("reasoning_tokens")),
-            cached_tokens=cached,
-            raw=d,
-        )
+        get = d.get
+        prompt = get("prompt_tokens")
+        if prompt.__class__ is not int:
+            prompt = 0
+        completion = get("completion_tokens")
+        if completion.__class__ is not int:
+            completion = 0
+        total = get("total_tokens")
+        if total.__class__ is not int:
+            total = prompt + completion
+        details = get("completion_tokens_details")
+        reasoning = details.get("reasoning_tokens") if details.__class__ is dict else None
+        pdetails = get("prompt_tokens_details")
+        cached = pdetails.get("cached_tokens") if pdetails.__class__ is dict else None
+        if cached.__class__ is not int:
+            cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
+        return cls(prompt, completion, total, reasoning if reasoning.__class__ is int else None, cached, d)
 
 
 @dataclass(slots=True)
@@ -184,25 +185,36 @@ class Choice:
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> Choice:
         """Parse a choice of a ``chat.completion`` body."""
-        d = _dict(d)
-        msg = _dict(d.get("message"))
-        content, part_reasoning = split_content(msg.get("content"))
-        reasoning = msg.get("reasoning_content")
+        if d.__class__ is not dict:
+            d = _dict(d)
+        get = d.get
+        msg = get("message")
+        if msg.__class__ is not dict:
+            msg = _dict(msg)
+        mget = msg.get
+        content = mget("content")
+        part_reasoning = None
+        if content is not None and content.__class__ is not str:
+            content, part_reasoning = split_content(content)
+        reasoning = mget("reasoning_content")
         if reasoning is None:
-            reasoning = msg.get("reasoning")
-        if reasoning is None:
-            reasoning = part_reasoning
-        index = _int(d.get("index"))
+            reasoning = mget("reasoning")
+            if reasoning is None:
+                reasoning = part_reasoning
+        index = get("index")
+        tool_calls = mget("tool_calls")
+        finish_reason = get("finish_reason")
+        refusal = mget("refusal")
         return cls(
-            index=position if index is None else index,
-            content=content,
-            reasoning_content=_str(reasoning),
-            tool_calls=[ToolCall.from_dict(tc) for tc in _list(msg.get("tool_calls"))],
-            finish_reason=_str(d.get("finish_reason")),
-            refusal=_str(msg.get("refusal")),
-            logprobs=d.get("logprobs"),
-            stop_reason=d.get("stop_reason"),
-            message=msg,
+            position if index.__class__ is not int else index,
+            content,
+            reasoning if reasoning.__class__ is str else None,
+            [ToolCall.from_dict(tc) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
+            finish_reason if finish_reason.__class__ is str else None,
+            refusal if refusal.__class__ is str else None,
+            get("logprobs"),
+            get("stop_reason"),
+            msg,
         )
 
     def history_message(self) -> dict[str, Any]:
@@ -266,14 +278,16 @@ class ChatCompletionResponse:
             raise ResponseDecodeError(
                 f"chat completion: 'choices' should be a list, got {type(choices_raw).__name__}", body=d
             )
+        get = d.get
+        rid, obj, created, model = get("id"), get("object"), get("created"), get("model")
         return cls(
-            raw=d,
-            id=_str(d.get("id")) or None,
-            object=_str(d.get("object")) or None,
-            created=_int(d.get("created")),
-            model=_str(d.get("model")) or None,
-            choices=[Choice.from_dict(c, i) for i, c in enumerate(choices_raw or [])],
-            usage=Usage.from_dict(d.get("usage")),
+            d,
+            rid if rid and rid.__class__ is str else None,
+            obj if obj and obj.__class__ is str else None,
+            created if created.__class__ is int else None,
+            model if model and model.__class__ is str else None,
+            [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)] if choices_raw else [],
+            Usage.from_dict(get("usage")),
         )
 
     @property

@@ -122,15 +122,38 @@ class StreamAccumulator:
         return out
 
     def _on_items(self, items: list[bytes | SSEEvent], out: list[StreamEvent]) -> None:
+        choices = self._choices
         for item in items:
-            if item.__class__ is bytes and item != _DONE:  # a plain event's data: a chunk
-                try:
-                    obj = _loads(item)
-                except orjson.JSONDecodeError:
-                    raise self._not_json(item) from None
-                self._on_chunk(obj, out)
+            if item.__class__ is not bytes or item == _DONE:
+                self._on_event(item, out)  # [DONE] or a named event
+                continue
+            try:  # a plain event's data: a chunk
+                obj = _loads(item)
+            except orjson.JSONDecodeError:
+                raise self._not_json(item) from None
+            # The hot path, nearly every chunk of a chat stream: one choice whose delta is text
+            # and nothing else, after the first chunk (vLLM: {"choices": [{"index": 0, "delta":
+            # {"content": "..."}, "logprobs": null, "finish_reason": null, "token_ids": null}]}).
+            # Only look-ups here; any miss (a missing key, another type, an unknown choice)
+            # means "not such a chunk" and _on_chunk, which handles every chunk, takes it.
+            try:
+                (ch,) = obj["choices"]
+                delta = ch["delta"]
+                content = delta["content"]
+                idx = ch["index"]
+                state = choices[idx]
+            except (KeyError, TypeError, ValueError):
+                pass
             else:
-                self._on_event(item, out)
+                if (content.__class__ is str and len(delta) == 1 and idx.__class__ is int and not self._first
+                        and ch.get("finish_reason") is None and not ch.get("logprobs") and not ch.get("token_ids")
+                        and obj.get("usage") is None and "error" not in obj):
+                    state.has_content = True
+                    if content:
+                        state.content.append(content)
+                        out.append(ContentDelta(content, idx))
+                    continue
+            self._on_chunk(obj, out)
 
     def _on_event(self, item: bytes | SSEEvent, out: list[StreamEvent]) -> None:
         """[DONE], and named events: FastGPT's chat chunks ("answer"), errors, anything else."""
@@ -165,28 +188,6 @@ class StreamAccumulator:
 
     def _on_chunk(self, obj: Any, out: list[StreamEvent]) -> None:
         """One parsed chat / completion chunk: events out, fragments kept."""
-        # The hot path, nearly every chunk of a chat stream: one choice whose delta is text
-        # and nothing else, after the first chunk (vLLM: {"choices": [{"index": 0, "delta":
-        # {"content": "..."}, "logprobs": null, "finish_reason": null, "token_ids": null}]}).
-        # Only look-ups here; any miss (a missing key, another type, an unknown choice)
-        # means "not such a chunk" and the general code below handles it.
-        try:
-            (ch,) = obj["choices"]
-            delta = ch["delta"]
-            content = delta["content"]
-            idx = ch["index"]
-            state = self._choices[idx]
-        except (KeyError, TypeError, ValueError):
-            pass
-        else:
-            if (content.__class__ is str and len(delta) == 1 and idx.__class__ is int and not self._first
-                    and ch.get("finish_reason") is None and not ch.get("logprobs") and not ch.get("token_ids")
-                    and obj.get("usage") is None and "error" not in obj):
-                state.has_content = True
-                if content:
-                    state.content.append(content)
-                    out.append(ContentDelta(content, idx))
-                return
         if obj.__class__ is not dict:
             raise self._error(f"the server sent a stream chunk that is not a JSON object: {_preview(orjson.dumps(obj))}",
                               body=obj)

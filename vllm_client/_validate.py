@@ -100,6 +100,12 @@ def messages(setter: str, value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise _bad(setter, value, "a list of message dicts such as [{'role': 'user', 'content': 'Hi'}]")
     for i, m in enumerate(value):
+        if m.__class__ is dict:  # the common case, checked inline; anything else gets message()'s verdict
+            role = m.get("role")
+            content = m.get("content")
+            if role and role.__class__ is str and (content is None or content.__class__ is str
+                                                   or content.__class__ is list):
+                continue
         message(f"{setter}[{i}]", m)
     return value
 
@@ -119,21 +125,42 @@ def message(setter: str, m: Any) -> dict[str, Any]:
 
 
 def check_finite(value: Any, path: str = "body") -> None:
-    """Refuse NaN / +-Inf anywhere in a JSON-bound value (orjson would send them as null)."""
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        v, p = stack.pop()
-        cls = v.__class__
+    """Refuse NaN / +-Inf anywhere in a JSON-bound value (orjson would send them as null),
+    and values nested too deeply to be JSON (or that contain themselves)."""
+    try:
+        ok = _all_finite((value,))
+    except RecursionError:
+        raise InvalidRequestError(f"{path} is nested too deeply (or contains itself) to be sent as JSON") from None
+    if not ok:
+        _raise_nonfinite(value, path)  # only now work out where
+
+
+def _all_finite(container: Any) -> bool:
+    for x in (container.values() if isinstance(container, dict) else container):
+        cls = x.__class__
+        if cls is str or cls is int or x is None or cls is bool:
+            continue
         if cls is float:
-            if not math.isfinite(v):
-                raise InvalidRequestError(f"{p} = {v!r}: NaN and infinity cannot be sent as JSON")
-        elif cls is dict:
-            stack.extend((x, f"{p}.{k}") for k, x in v.items() if x.__class__ not in _SCALARS)
-        elif cls is list or cls is tuple:
-            stack.extend((x, f"{p}[{i}]") for i, x in enumerate(v) if x.__class__ not in _SCALARS)
-        elif isinstance(v, float):  # float subclasses (numpy.float64)
-            if not math.isfinite(v):
-                raise InvalidRequestError(f"{p} = {v!r}: NaN and infinity cannot be sent as JSON")
+            if x - x != 0.0:  # NaN or +-inf
+                return False
+        elif cls is dict or cls is list or cls is tuple or isinstance(x, (dict, list, tuple)):
+            if not _all_finite(x):
+                return False
+        elif isinstance(x, float) and not math.isfinite(x):  # numpy.float64 and other float subclasses
+            return False
+    return True
 
 
-_SCALARS = {str, int, bool, type(None)}
+def _raise_nonfinite(v: Any, p: str) -> None:
+    """Find the first NaN / infinity in ``v`` and raise with its path."""
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise InvalidRequestError(f"{p} = {v!r}: NaN and infinity cannot be sent as JSON")
+    elif isinstance(v, dict):
+        for k, x in v.items():
+            _raise_nonfinite(x, f"{p}.{k}")
+    elif isinstance(v, (list, tuple)):
+        for i, x in enumerate(v):
+            _raise_nonfinite(x, f"{p}[{i}]")
+
+
