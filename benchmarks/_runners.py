@@ -72,6 +72,42 @@ async def _bare_aiohttp_stream(url: str, n: int, mode: str) -> str:
             return "".join(parts)
 
 
+def bare_requests_lines_stream(url: str, n: int, mode: str) -> str:
+    """The usual hand-written loop: ``iter_lines()`` (the issue's "bare requests" one-event figure)."""
+    import orjson
+    import requests
+
+    with requests.Session() as s:
+        r = s.post(f"{url}/chat/completions", json={"model": MODEL, "messages": MESSAGES, "stream": True},
+                   headers={"x-bench-n": str(n), "x-bench-mode": mode}, stream=True)
+        parts: list[str] = []
+        for line in r.iter_lines():
+            if line.startswith(b"data: ") and line != b"data: [DONE]":
+                for c in orjson.loads(line[6:])["choices"]:
+                    t = c["delta"].get("content")
+                    if t:
+                        parts.append(t)
+        return "".join(parts)
+
+
+async def _bare_aiohttp_lines_stream(url: str, n: int, mode: str) -> str:
+    """``async for line in resp.content`` (the issue's "line iteration" aiohttp figure)."""
+    import aiohttp
+    import orjson
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{url}/chat/completions", json={"model": MODEL, "messages": MESSAGES, "stream": True},
+                          headers={"x-bench-n": str(n), "x-bench-mode": mode}) as r:
+            parts: list[str] = []
+            async for line in r.content:
+                if line.startswith(b"data: ") and line.rstrip() != b"data: [DONE]":
+                    for c in orjson.loads(line[6:])["choices"]:
+                        t = c["delta"].get("content")
+                        if t:
+                            parts.append(t)
+            return "".join(parts)
+
+
 def _ours_builder(client: Any, n: int, mode: str) -> Any:
     return (client.chat.completions().create().model(MODEL).messages(MESSAGES)
             .header("x-bench-n", str(n)).header("x-bench-mode", mode))
@@ -235,6 +271,8 @@ def _sync(fn: Any) -> Any:
 STREAM = {
     "bare-requests": bare_requests_stream,
     "bare-aiohttp": _sync(_bare_aiohttp_stream),
+    "bare-requests-iter_lines": bare_requests_lines_stream,
+    "bare-aiohttp-lines": _sync(_bare_aiohttp_lines_stream),
     "vllm_client-sync-events": ours_sync_events,
     "vllm_client-sync-text_stream": ours_sync_text,
     "vllm_client-async-events": _sync(_ours_async_events),

@@ -255,10 +255,11 @@ class AsyncChat:
 
     def __init__(self, client: AsyncVllmClient) -> None:
         self._client = client
+        self._completions = AsyncChatCompletions(client)  # stateless: one is enough
 
     def completions(self) -> AsyncChatCompletions:
         """The chat completions endpoint: ``.create()`` gives a builder."""
-        return AsyncChatCompletions(self._client)
+        return self._completions
 
     def conversation(self, model: str | None = None, system: str | None = None, *,
                      messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,

@@ -134,8 +134,8 @@ class ClientCore:
                 raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
             if b"null" in data:  # orjson writes NaN and +-inf as null: refuse them (no null, no NaN)
                 check_finite(body)
-        return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream,
-                               path, root)
+        url = (server_root(self.base_url) if root else self.base_url) + path  # as self.url()
+        return PreparedRequest(method, url, hdrs, data, timeout or self.timeout, stream, path, root)
 
     # -- flows ---------------------------------------------------------------
 
@@ -199,7 +199,7 @@ class ClientCore:
     def json_flow(self, request: PreparedRequest, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
         """Send, then parse the JSON object body with ``parse``."""
         response = yield from self.send_flow(request)
-        obj = load_json_object(response.body, what=what, url=redact_url(request.url), status=response.status)
+        obj = load_json_object(response.body, what=what, url=request.url, status=response.status)
         return parse(obj)
 
     def models_flow(self) -> Flow[list[Model]]:
@@ -243,7 +243,8 @@ class ClientCore:
         if "model" not in body and getattr(builder, "_needs_model", True):
             yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, headers=headers, timeout=timeout)
-        return (yield from self.json_flow(req, parse, what))
+        response = yield from self.send_flow(req)
+        return parse(load_json_object(response.body, what=what, url=req.url, status=response.status))
 
     def stream_flow(self, builder: Any) -> Flow[tuple[Response, str]]:
         """Open a builder's stream (retried only until the server answers); return the open Response."""

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 
+from ._config import redact_url
 from ._exceptions import ResponseDecodeError, parse_error_object, status_error
 
 __all__ = [
@@ -84,7 +85,9 @@ class Usage:
         pdetails = get("prompt_tokens_details")
         cached = pdetails.get("cached_tokens") if pdetails.__class__ is dict else None
         if cached.__class__ is not int:
-            cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
+            cached = get("prompt_cache_hit_tokens")  # DeepSeek
+            if cached.__class__ is not int:
+                cached = None
         return cls(prompt, completion, total, reasoning if reasoning.__class__ is int else None, cached, d)
 
 
@@ -238,7 +241,8 @@ def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, statu
 
 
 def load_json_object(body: bytes, *, what: str, url: str | None = None, status: int = 200) -> dict[str, Any]:
-    """Parse a response body that must be a JSON object; typed errors otherwise."""
+    """Parse a response body that must be a JSON object; typed errors otherwise (``url`` is
+    redacted before it goes into one)."""
     try:
         obj = orjson.loads(body)
     except orjson.JSONDecodeError as e:
@@ -247,14 +251,19 @@ def load_json_object(body: bytes, *, what: str, url: str | None = None, status: 
             f"{what}: the server's body is not valid JSON ({e}); it starts {preview!r}",
             body=body.decode("utf-8", "replace"),
             status_code=status,
-            url=url,
+            url=_redact(url),
         ) from None
-    if not isinstance(obj, dict):
+    if obj.__class__ is not dict:
         raise ResponseDecodeError(
-            f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=url
+            f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=_redact(url)
         )
-    raise_for_error_object(obj, url=url, status=status)
+    if "error" in obj or "object" in obj and obj["object"] == "error":
+        raise_for_error_object(obj, url=_redact(url), status=status)
     return obj
+
+
+def _redact(url: str | None) -> str | None:
+    return None if url is None else redact_url(url)
 
 
 @dataclass(slots=True)
@@ -286,7 +295,8 @@ class ChatCompletionResponse:
             obj if obj and obj.__class__ is str else None,
             created if created.__class__ is int else None,
             model if model and model.__class__ is str else None,
-            [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)] if choices_raw else [],
+            ([Choice.from_dict(choices_raw[0], 0)] if len(choices_raw) == 1
+             else [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)]) if choices_raw else [],
             Usage.from_dict(get("usage")),
         )
 

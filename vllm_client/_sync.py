@@ -189,10 +189,11 @@ class Chat:
 
     def __init__(self, client: VllmClient) -> None:
         self._client = client
+        self._completions = ChatCompletions(client)  # stateless: one is enough
 
     def completions(self) -> ChatCompletions:
         """The chat completions endpoint: ``.create()`` gives a builder."""
-        return ChatCompletions(self._client)
+        return self._completions
 
     def conversation(self, model: str | None = None, system: str | None = None, *,
                      messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,

@@ -198,6 +198,20 @@ def test_credentials_in_url_never_printed() -> None:
     assert "s3cret" not in str(ei2.value)
 
 
+@pytest.mark.parametrize("body", [b"<html>oops</html>", b"[1, 2]", b'{"object": "error", "message": "bad", "code": 400}',
+                                  b'{"error": {"message": "nope", "type": "server_error"}}'])
+def test_credentials_in_url_not_in_decode_or_error_object_errors(body: bytes) -> None:
+    from vllm_client import MockResponse, MockTransport, VllmError
+
+    c = VllmClient("http://alice:hunter2@vllm.internal/v1", max_retries=0,
+                   transport=MockTransport(lambda req: MockResponse(200, body=body)))
+    with pytest.raises(VllmError) as ei:
+        chat(c).send()
+    shown = f"{ei.value} {ei.value!r} {getattr(ei.value, 'url', '')}"
+    assert "hunter2" not in shown and "alice" not in shown
+    assert getattr(ei.value, "url", None) == "http://***@vllm.internal/v1/chat/completions"
+
+
 # -- cancellation ---------------------------------------------------------------------------------
 
 async def test_cancel_async_stream_closes_connection_and_client_stays_usable() -> None:
