@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import socket
 import statistics
 import subprocess
@@ -53,12 +54,15 @@ def run_once(name: str, kind: str, n: int, url: str, mode: str) -> dict[str, Any
 
 
 def run_rounds(names: list[str], kind: str, n: int, url: str, mode: str, repeat: int) -> dict[str, dict[str, Any]]:
-    """Each runner once per round, ``repeat`` rounds: a slow spell of the (shared) machine then
-    hits every client alike instead of one. The best (least CPU) run of each counts."""
+    """Each runner once per round, ``repeat`` rounds, in a new order each round: a slow spell of
+    the (shared) machine, or the wake of the runner before, then hits every client alike
+    instead of one. The best (least CPU) run of each counts."""
     best: dict[str, dict[str, Any]] = {}
     failed: set[str] = set()
-    for _ in range(repeat):
-        for name in names:
+    for i in range(repeat):
+        order = list(names)
+        random.Random(i).shuffle(order)
+        for name in order:
             if name in failed:
                 continue
             r = run_once(name, kind, n, url, mode)
@@ -67,7 +71,7 @@ def run_rounds(names: list[str], kind: str, n: int, url: str, mode: str, repeat:
                 best.pop(name, None)
             elif name not in best or r["cpu_s"] < best[name]["cpu_s"]:
                 best[name] = r
-    return best
+    return {name: best[name] for name in names if name in best}
 
 
 def import_time(module: str) -> float:

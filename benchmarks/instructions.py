@@ -1,0 +1,122 @@
+"""Instruction counts per streamed chunk and per request, with no network and no clock.
+
+    python benchmarks/instructions.py        # needs valgrind (Debian: apt install valgrind)
+
+Timings on a shared 2-core machine move by 20 %; ``valgrind --tool=callgrind`` counts the
+instructions a process runs, the same on every run. Each scenario runs twice under callgrind
+with different counts (N and 6N) and the difference divided by 5N is the cost of one unit,
+start-up and imports cancelled out. Scenarios (pure Python, fed from memory):
+
+- ``stream-one`` / ``stream-many``: the body of a 20,000-chunk vLLM-shaped stream, fed one
+  event per read / 50 events per read, through a bare split-lines + orjson loop and through
+  ``ChatStream`` (typed events + accumulation);
+- ``request``: one chat request built, sent to a transport that answers at once with a
+  vLLM-shaped body, and parsed into a ``ChatCompletionResponse`` (the SDK's own work per
+  request; ``orjson.loads`` of that body alone is the bare loop's share).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _server import DONE, EVENTS, FINISH, MODEL, NONSTREAM, ROLE, USAGE  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "Hello"}]
+
+
+def _blocks(mode: str, n: int) -> list[bytes]:
+    if mode == "many":
+        return [ROLE] + [b"".join(EVENTS[s:s + 50]) for s in range(0, n, 50)] + [FINISH + USAGE + DONE]
+    return [ROLE] + EVENTS[:n] + [FINISH + USAGE + DONE]
+
+
+def bare_stream(mode: str, n: int) -> None:
+    import orjson
+
+    parts: list[str] = []
+    buf = b""
+    for chunk in _blocks(mode, n):
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            if line.startswith(b"data: ") and line != b"data: [DONE]":
+                for c in orjson.loads(line[6:])["choices"]:
+                    t = c["delta"].get("content")
+                    if t:
+                        parts.append(t)
+    "".join(parts)
+
+
+def ours_stream(mode: str, n: int) -> None:
+    from vllm_client import ContentDelta
+    from vllm_client._stream import ChatStream, StreamAccumulator
+    from vllm_client._transport import Response
+
+    blocks = _blocks(mode, n)
+    stream = ChatStream(Response(200, {}, url="x", chunks=iter(blocks), close=lambda: None), StreamAccumulator())
+    parts = [ev.text for ev in stream if isinstance(ev, ContentDelta)]
+    "".join(parts)
+
+
+def ours_request(n: int) -> None:
+    from vllm_client import MockResponse, MockTransport, VllmClient
+
+    reply = MockResponse(200, body=NONSTREAM, headers={"content-type": "application/json"})
+    client = VllmClient("http://127.0.0.1:8000/v1", transport=MockTransport(lambda req: reply))
+    for _ in range(n):
+        client.chat.completions().create().model(MODEL).messages(MESSAGES).send()
+
+
+def bare_loads(n: int) -> None:
+    import orjson
+
+    for _ in range(n):
+        orjson.loads(NONSTREAM)["choices"][0]["message"]["content"]
+
+
+def noop(n: int) -> None:
+    for _ in range(n):
+        pass
+
+
+SCENARIOS: dict[str, tuple[Callable[[int], None], int, str]] = {
+    "stream-one bare": (lambda n: bare_stream("one", n), 2000, "chunk"),
+    "stream-one vllm_client": (lambda n: ours_stream("one", n), 2000, "chunk"),
+    "stream-many bare": (lambda n: bare_stream("many", n), 2000, "chunk"),
+    "stream-many vllm_client": (lambda n: ours_stream("many", n), 2000, "chunk"),
+    "request orjson.loads only": (bare_loads, 1000, "request"),
+    "request vllm_client (build, send, parse)": (ours_request, 1000, "request"),
+}
+
+
+def count(name: str, n: int) -> int:
+    out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                          sys.executable, __file__, "--run", name, str(n)], capture_output=True, text=True)
+    m = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
+    if out.returncode != 0 or m is None:
+        raise SystemExit(f"{name}: valgrind failed\n{out.stderr[-2000:]}")
+    return int(m.group(1))
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--run":
+        SCENARIOS[sys.argv[2]][0](int(sys.argv[3]))
+        return
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt install valgrind)")
+    print("| scenario | instructions per unit |\n|---|---|")
+    for name, (_, n, unit) in SCENARIOS.items():
+        per = (count(name, 6 * n) - count(name, n)) / (5 * n)
+        print(f"| {name} | {per / 1000:.1f} k per {unit} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
