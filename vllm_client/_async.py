@@ -95,19 +95,14 @@ class AiohttpTransport:
 
             return Response(resp.status, headers, url=url, achunks=self._iter(resp, url), close=close)
         try:
-            body = await self._read(resp, url)
+            body: bytes = await resp.read()
+        except asyncio.TimeoutError:
+            raise APITimeoutError(f"read timed out from {redact_url(url)}", url=url) from None
+        except (aiohttp.ClientError, OSError) as e:
+            raise APIConnectionError(f"connection to {redact_url(url)} broke: {_why(e)}", url=url) from None
         finally:
             resp.release()
         return Response(resp.status, headers, body, url=url)
-
-    async def _read(self, resp: Any, url: str) -> bytes:
-        try:
-            data: bytes = await resp.read()
-            return data
-        except asyncio.TimeoutError:
-            raise APITimeoutError(f"read timed out from {redact_url(url)}", url=url) from None
-        except (self._aiohttp.ClientError, OSError) as e:
-            raise APIConnectionError(f"connection to {redact_url(url)} broke: {_why(e)}", url=url) from None
 
     async def _iter(self, resp: Any, url: str) -> AsyncIterator[bytes]:
         try:

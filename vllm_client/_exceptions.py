@@ -76,6 +76,10 @@ class APIConnectionError(VllmError):
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
+        if url is not None and "@" in url:  # user:password@ never kept
+            from ._config import redact_url
+
+            url = redact_url(url)
         self.url = url
 
 

@@ -192,6 +192,7 @@ def test_credentials_in_url_never_printed() -> None:
     with pytest.raises(APIConnectionError) as ei:
         chat(c).send()
     assert "hunter2" not in str(ei.value) and "alice" not in str(ei.value)
+    assert ei.value.url == "http://***@127.0.0.1:9/v1/chat/completions"
     c.close()
     with pytest.raises(InvalidRequestError) as ei2:
         VllmClient("ftp://bob:s3cret@host/v1")
