@@ -40,7 +40,7 @@ class AiohttpTransport:
         self._limit = limit
         self._session: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timeouts: dict[int, tuple[Any, Any]] = {}  # id(Timeout) -> (Timeout, aiohttp.ClientTimeout)
+        self._timeouts: dict[Any, Any] = {}  # Timeout -> aiohttp.ClientTimeout
 
     def _get_session(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -68,14 +68,12 @@ class AiohttpTransport:
         aiohttp = self._aiohttp
         session = self._get_session()
         t = request.timeout
-        cached = self._timeouts.get(id(t))  # by identity: a client's Timeout is one object
-        if cached is None or cached[0] is not t:
-            cached = self._timeouts[id(t)] = (t, aiohttp.ClientTimeout(
-                total=t.total, sock_connect=t.connect, connect=t.connect, sock_read=t.read))
-            if len(self._timeouts) > 64:  # per-request timeouts: keep the cache small
+        timeout = self._timeouts.get(t)
+        if timeout is None:
+            if len(self._timeouts) >= 64:  # many per-request timeouts: keep the cache small
                 self._timeouts.clear()
-                self._timeouts[id(t)] = cached
-        timeout = cached[1]
+            timeout = self._timeouts[t] = aiohttp.ClientTimeout(
+                total=t.total, sock_connect=t.connect, connect=t.connect, sock_read=t.read)
         url = request.url
         try:
             resp = await session.request(

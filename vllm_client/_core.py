@@ -134,8 +134,8 @@ class ClientCore:
                 raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
             if b"null" in data:  # orjson writes NaN and +-inf as null: refuse them (no null, no NaN)
                 check_finite(body)
-        url = (server_root(self.base_url) if root else self.base_url) + path  # as self.url()
-        return PreparedRequest(method, url, hdrs, data, timeout or self.timeout, stream, path, root)
+        return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream,
+                               path, root)
 
     # -- flows ---------------------------------------------------------------
 
@@ -240,17 +240,15 @@ class ClientCore:
     def builder_flow(self, builder: Any, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
         """Send a builder's request (not streamed) and parse the answer."""
         body, headers, timeout = builder._request_parts(False)
-        if "model" not in body and getattr(builder, "_needs_model", True):
+        if getattr(builder, "_needs_model", True):
             yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, headers=headers, timeout=timeout)
-        response = yield from self.send_flow(req)
-        return parse(load_json_object(response.body, what=what, url=req.url, status=response.status))
+        return (yield from self.json_flow(req, parse, what))
 
     def stream_flow(self, builder: Any) -> Flow[tuple[Response, str]]:
         """Open a builder's stream (retried only until the server answers); return the open Response."""
         body, headers, timeout = builder._request_parts(True)
-        if "model" not in body:
-            yield from self.model_flow(body)
+        yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, stream=True, headers=headers, timeout=timeout)
         response = yield from self.send_flow(req)
         return response, redact_url(req.url)

@@ -76,8 +76,8 @@ class APIConnectionError(VllmError):
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
-        if url is not None and "@" in url:  # user:password@ never kept
-            from ._config import redact_url
+        if url is not None:  # user:password@ never kept
+            from ._config import redact_url  # (_config imports this module)
 
             url = redact_url(url)
         self.url = url

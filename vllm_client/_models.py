@@ -188,12 +188,9 @@ class Choice:
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> Choice:
         """Parse a choice of a ``chat.completion`` body."""
-        if d.__class__ is not dict:
-            d = _dict(d)
+        d = _dict(d)
         get = d.get
-        msg = get("message")
-        if msg.__class__ is not dict:
-            msg = _dict(msg)
+        msg = _dict(get("message"))
         mget = msg.get
         content = mget("content")
         part_reasoning = None
@@ -237,7 +234,7 @@ def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, statu
         if message is None and "error" in obj and not obj["error"]:
             return  # "error": null / "" is not an error
         status_code = code if isinstance(code, int) and 400 <= code <= 599 else status
-        raise status_error(status_code, obj, url=url, fallback="the server answered with an error object")
+        raise status_error(status_code, obj, url=_redact(url), fallback="the server answered with an error object")
 
 
 def load_json_object(body: bytes, *, what: str, url: str | None = None, status: int = 200) -> dict[str, Any]:
@@ -257,8 +254,7 @@ def load_json_object(body: bytes, *, what: str, url: str | None = None, status: 
         raise ResponseDecodeError(
             f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=_redact(url)
         )
-    if "error" in obj or "object" in obj and obj["object"] == "error":
-        raise_for_error_object(obj, url=_redact(url), status=status)
+    raise_for_error_object(obj, url=url, status=status)
     return obj
 
 
@@ -295,8 +291,7 @@ class ChatCompletionResponse:
             obj if obj and obj.__class__ is str else None,
             created if created.__class__ is int else None,
             model if model and model.__class__ is str else None,
-            ([Choice.from_dict(choices_raw[0], 0)] if len(choices_raw) == 1
-             else [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)]) if choices_raw else [],
+            [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)] if choices_raw else [],
             Usage.from_dict(get("usage")),
         )
 

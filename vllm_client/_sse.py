@@ -82,7 +82,7 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[SSEEvent]:
         """Decode the next piece of the stream; return the events it completes."""
-        return [e if isinstance(e, SSEEvent) else SSEEvent("message", e) for e in self.feed_data(chunk)]
+        return _events(self.feed_data(chunk))
 
     def feed_data(self, chunk: bytes) -> list[bytes | SSEEvent]:
         """Like ``feed``, but an event of the default type ``"message"`` comes as its data
@@ -178,7 +178,7 @@ class SSEDecoder:
     def flush(self) -> list[SSEEvent]:
         """End of stream: process an unterminated last line, dispatch a pending event
         (even without its blank line, see the class doc), and reset the decoder."""
-        return [e if isinstance(e, SSEEvent) else SSEEvent("message", e) for e in self.flush_data()]
+        return _events(self.flush_data())
 
     def flush_data(self) -> list[bytes | SSEEvent]:
         """``flush`` with "message" events as bare data bytes, like ``feed_data``."""
@@ -191,3 +191,8 @@ class SSEDecoder:
             self._dispatch(out)
         self._reset()
         return out
+
+
+def _events(items: list[bytes | SSEEvent]) -> list[SSEEvent]:
+    """``feed_data`` / ``flush_data`` items as events: bare data bytes are "message" events."""
+    return [e if isinstance(e, SSEEvent) else SSEEvent("message", e) for e in items]

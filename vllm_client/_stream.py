@@ -165,12 +165,8 @@ class StreamAccumulator:
         if data == _DONE:
             self.done = True
             return
-        if name in _CHUNK_EVENTS:
-            try:
-                chunk = _loads(data)
-            except orjson.JSONDecodeError:
-                raise self._not_json(data) from None
-            self._on_chunk(chunk, out)
+        if name in _CHUNK_EVENTS:  # a chat chunk under another event name: as a plain one
+            self._on_items([data], out)
             return
         try:
             parsed: Any = _loads(data)
