@@ -142,7 +142,7 @@ class AsyncChatCompletionBuilder(ChatBody):
 
     async def send(self) -> ChatCompletionResponse:
         """Send and return the whole response (a ``.stream(True)`` request is streamed and accumulated)."""
-        if self._body.get("stream") is True or self._extra.get("stream") is True:
+        if self._streams():
             stream = await self.send_stream()
             result: ChatCompletionResponse = await stream.final_response()
             return result
@@ -191,7 +191,7 @@ class AsyncCompletionBuilder(CompletionBody):
 
     async def send(self) -> CompletionResponse:
         """Send and return the whole response."""
-        if self._body.get("stream") is True or self._extra.get("stream") is True:
+        if self._streams():
             stream = await self.send_stream()
             result: CompletionResponse = await stream.final_response()
             return result

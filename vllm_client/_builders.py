@@ -182,6 +182,10 @@ class _SamplingMixin(_Builder):
         """Ask for a stream (``send()`` then consumes it and returns the final response)."""
         return self._set("stream", v.boolean("stream", stream))
 
+    def _streams(self) -> bool:
+        """``stream(True)`` or ``extra({"stream": True})``: ``send()`` streams and accumulates."""
+        return self._body.get("stream") is True or self._extra.get("stream") is True
+
     def stream_options(self: B, options: Mapping[str, Any]) -> B:
         """e.g. ``{"include_usage": True}`` (vLLM also: ``continuous_usage_stats``)."""
         return self._set("stream_options", _copy(v.mapping("stream_options", options)))

@@ -81,7 +81,7 @@ class ChatCompletionBuilder(ChatBody):
 
     def send(self) -> ChatCompletionResponse:
         """Send and return the whole response (a ``.stream(True)`` request is streamed and accumulated)."""
-        if self._body.get("stream") is True or self._extra.get("stream") is True:
+        if self._streams():
             result: ChatCompletionResponse = self.send_stream().final_response()
             return result
         c = self._client
@@ -131,7 +131,7 @@ class CompletionBuilder(CompletionBody):
 
     def send(self) -> CompletionResponse:
         """Send and return the whole response."""
-        if self._body.get("stream") is True or self._extra.get("stream") is True:
+        if self._streams():
             result: CompletionResponse = self.send_stream().final_response()
             return result
         c = self._client
