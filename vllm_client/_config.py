@@ -25,6 +25,8 @@ class Timeout:
     ``connect``: establishing the connection. ``read``: the longest gap between
     two pieces of the answer (so a long stream that keeps sending never times
     out). ``total``: the whole request, retries excluded; None for no limit.
+    On the async client, a request that waits for a free pooled connection (more
+    than 256 in flight) counts that wait in its first ``read``, never in ``connect``.
     """
 
     connect: float | None = DEFAULT_CONNECT_TIMEOUT

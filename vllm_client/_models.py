@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 
@@ -262,38 +262,101 @@ def _redact(url: str | None) -> str | None:
     return None if url is None else redact_url(url)
 
 
-@dataclass(slots=True)
-class ChatCompletionResponse:
+_UNPARSED: Any = object()
+
+
+def _nonempty_str(v: Any) -> str | None:
+    return v if v and v.__class__ is str else None
+
+
+_C = TypeVar("_C", bound="_Completion")
+
+
+class _Completion:
+    """What chat and legacy completions share: ``raw`` is kept as received, and the typed
+    fields are read from it when first asked for (``choices`` and ``usage`` are parsed once,
+    then kept), so a caller that reads only ``.content`` pays for nothing else.
+    ``choices`` is checked to be a list up front: a malformed body fails in ``send()``."""
+
+    __slots__ = ("raw", "_choices", "_usage")
+    _what: ClassVar[str]
+    _choice: ClassVar[Any]  # the choice class, with from_dict(d, position)
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        choices = raw.get("choices")
+        if choices is not None and choices.__class__ is not list:
+            raise ResponseDecodeError(
+                f"{self._what}: 'choices' should be a list, got {type(choices).__name__}", body=raw
+            )
+        self.raw: dict[str, Any] = raw
+        self._choices: list[Any] | None = None
+        self._usage: Any = _UNPARSED
+
+    @classmethod
+    def from_dict(cls: type[_C], d: dict[str, Any]) -> _C:
+        """Wrap a completion object (already checked to be a dict)."""
+        return cls(d)
+
+    @property
+    def id(self) -> str | None:
+        """The response id."""
+        return _nonempty_str(self.raw.get("id"))
+
+    @property
+    def object(self) -> str | None:
+        """``chat.completion`` or ``text_completion`` (as the server sent it)."""
+        return _nonempty_str(self.raw.get("object"))
+
+    @property
+    def created(self) -> int | None:
+        """Creation time, Unix seconds."""
+        return _int(self.raw.get("created"))
+
+    @property
+    def model(self) -> str | None:
+        """The model that answered."""
+        return _nonempty_str(self.raw.get("model"))
+
+    @property
+    def usage(self) -> Usage | None:
+        """Token counts; None when the server sent none."""
+        usage = self._usage
+        if usage is _UNPARSED:
+            usage = self._usage = Usage.from_dict(self.raw.get("usage"))
+        return usage  # type: ignore[no-any-return]
+
+    def _parsed_choices(self) -> list[Any]:
+        choices = self._choices
+        if choices is None:
+            parse = self._choice.from_dict
+            choices = self._choices = [parse(c, i) for i, c in enumerate(self.raw.get("choices") or ())]
+        return choices
+
+    def __eq__(self, other: Any) -> bool:
+        return bool(other.__class__ is self.__class__ and other.raw == self.raw)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclasses it replaced
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(id={self.id!r}, object={self.object!r}, created={self.created!r}, "
+                f"model={self.model!r}, choices={self._parsed_choices()!r}, usage={self.usage!r})")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.raw,))
+
+
+class ChatCompletionResponse(_Completion):
     """A chat completion. Top-level ``content``/``reasoning_content``/``tool_calls``/
     ``finish_reason``/``refusal``/``message`` are those of the first choice."""
 
-    raw: dict[str, Any] = field(repr=False)
-    id: str | None
-    object: str | None
-    created: int | None
-    model: str | None
-    choices: list[Choice]
-    usage: Usage | None
+    __slots__ = ()
+    _what = "chat completion"
+    _choice = Choice
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ChatCompletionResponse:
-        """Parse a ``chat.completion`` object (already checked to be a dict)."""
-        choices_raw = d.get("choices")
-        if choices_raw is not None and not isinstance(choices_raw, list):
-            raise ResponseDecodeError(
-                f"chat completion: 'choices' should be a list, got {type(choices_raw).__name__}", body=d
-            )
-        get = d.get
-        rid, obj, created, model = get("id"), get("object"), get("created"), get("model")
-        return cls(
-            d,
-            rid if rid and rid.__class__ is str else None,
-            obj if obj and obj.__class__ is str else None,
-            created if created.__class__ is int else None,
-            model if model and model.__class__ is str else None,
-            [Choice.from_dict(c, i) for i, c in enumerate(choices_raw)] if choices_raw else [],
-            Usage.from_dict(get("usage")),
-        )
+    @property
+    def choices(self) -> list[Choice]:
+        """One ``Choice`` per ``n``, in the server's order."""
+        return self._parsed_choices()
 
     @property
     def _first(self) -> Choice | None:
@@ -360,33 +423,17 @@ class CompletionChoice:
         )
 
 
-@dataclass(slots=True)
-class CompletionResponse:
+class CompletionResponse(_Completion):
     """A legacy text completion; ``text``/``finish_reason`` are the first choice's."""
 
-    raw: dict[str, Any] = field(repr=False)
-    id: str | None
-    object: str | None
-    created: int | None
-    model: str | None
-    choices: list[CompletionChoice]
-    usage: Usage | None
+    __slots__ = ()
+    _what = "completion"
+    _choice = CompletionChoice
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CompletionResponse:
-        """Parse a ``text_completion`` object."""
-        choices_raw = d.get("choices")
-        if choices_raw is not None and not isinstance(choices_raw, list):
-            raise ResponseDecodeError("completion: 'choices' should be a list", body=d)
-        return cls(
-            raw=d,
-            id=_str(d.get("id")) or None,
-            object=_str(d.get("object")) or None,
-            created=_int(d.get("created")),
-            model=_str(d.get("model")) or None,
-            choices=[CompletionChoice.from_dict(c, i) for i, c in enumerate(choices_raw or [])],
-            usage=Usage.from_dict(d.get("usage")),
-        )
+    @property
+    def choices(self) -> list[CompletionChoice]:
+        """One ``CompletionChoice`` per prompt and ``n``, in the server's order."""
+        return self._parsed_choices()
 
     @property
     def text(self) -> str:

@@ -257,6 +257,79 @@ def test_stall_before_answer_times_out(send: Any) -> None:
         assert time.monotonic() - t < 1.5
 
 
+def stall_after_headers(conn: Conn) -> None:
+    conn.read_request()
+    conn.send(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"id\":")
+    time.sleep(3)
+
+
+@pytest.mark.parametrize("send", SENDERS, ids=IDS)
+def test_stall_after_headers_times_out(send: Any) -> None:
+    with RawServer(stall_after_headers) as srv:
+        t = time.monotonic()
+        with pytest.raises(APITimeoutError, match="read timed out"):
+            send(srv.url, timeout=Timeout(connect=2, read=0.5), max_retries=0)
+        assert time.monotonic() - t < 1.5
+
+
+async def test_each_async_request_keeps_its_own_read_timeout() -> None:
+    # several stalled requests with different read timeouts, in one loop: each ends at its own
+    with RawServer(stall_before_answer) as srv:
+        async with AsyncVllmClient(srv.url, max_retries=0) as c:
+            async def one(read: float) -> float:
+                t = time.monotonic()
+                with pytest.raises(APITimeoutError):
+                    await chat(c).timeout(Timeout(connect=2, read=read)).send()
+                return time.monotonic() - t
+            took = await asyncio.gather(one(1.2), one(0.3), one(0.3), one(0.7))
+    assert took[1] < 0.7 and took[2] < 0.7
+    assert 0.6 < took[3] < 1.1
+    assert took[0] > 1.1
+
+
+async def test_after_a_read_timeout_the_task_goes_on() -> None:
+    # the timeout cancels the waiting task inside the client; nothing of that may leak out:
+    # the same task sleeps, sends again and is not left marked as cancelled
+    with RawServer(stall_before_answer, serve_ok) as srv:
+        async with AsyncVllmClient(srv.url, timeout=Timeout(connect=2, read=0.3), max_retries=0) as c:
+            with pytest.raises(APITimeoutError):
+                await chat(c).send()
+            await asyncio.sleep(0.05)
+            assert (await chat(c).send()).content == "ok"
+            task = asyncio.current_task()
+            assert getattr(task, "cancelling", lambda: 0)() == 0
+
+
+async def test_cancelling_a_waiting_request_is_a_cancellation_not_a_timeout() -> None:
+    with RawServer(stall_before_answer) as srv:
+        async with AsyncVllmClient(srv.url, timeout=Timeout(connect=2, read=5), max_retries=0) as c:
+            task = asyncio.ensure_future(chat(c).send())
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            with pytest.raises(asyncio.TimeoutError):  # the user's own limit, shorter than ours
+                await asyncio.wait_for(chat(c).send(), 0.3)
+
+
+async def test_waiting_for_a_pooled_connection_is_not_a_connect_timeout() -> None:
+    # a batch bigger than the connection pool waits for free connections for longer than
+    # the connect timeout; only connecting itself is limited by it
+    from vllm_client._async import AiohttpTransport
+
+    def slow_ok(conn: Conn) -> None:
+        while conn.read_request() is not None:
+            time.sleep(0.3)
+            conn.respond(200, CHAT_OK)
+
+    with RawServer(slow_ok) as srv:
+        async with AsyncVllmClient(srv.url, timeout=Timeout(connect=0.2, read=5), max_retries=0,
+                                   transport=AiohttpTransport(limit=1)) as c:
+            got = await asyncio.gather(*(chat(c).send() for _ in range(3)))
+    assert [r.content for r in got] == ["ok"] * 3
+    assert srv.connections == 1
+
+
 @pytest.mark.parametrize("send", SENDERS, ids=IDS)
 def test_connect_that_hangs_times_out(send: Any) -> None:
     with hanging_listener() as url:
