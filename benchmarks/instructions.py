@@ -13,10 +13,15 @@ start-up and imports cancelled out. Scenarios (pure Python, fed from memory):
 - ``request``: one chat request built, sent to a transport that answers at once with a
   vLLM-shaped body, and parsed into a ``ChatCompletionResponse`` (the SDK's own work per
   request; ``orjson.loads`` of that body alone is the bare loop's share).
+- ``async request``: real HTTP over 127.0.0.1 at concurrency 64, with the benchmark server
+  (``_server.handle``) running in the same event loop, so that the count includes aiohttp and
+  the server's share (the same in both rows): a bare ``aiohttp`` + ``orjson`` loop against
+  ``AsyncVllmClient.send()``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -27,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _server import DONE, EVENTS, FINISH, MODEL, NONSTREAM, ROLE, USAGE  # noqa: E402
+from _server import DONE, EVENTS, FINISH, MODEL, NONSTREAM, ROLE, USAGE, handle  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
@@ -82,6 +87,40 @@ def bare_loads(n: int) -> None:
         orjson.loads(NONSTREAM)["choices"][0]["message"]["content"]
 
 
+def async_requests(ours: bool, n: int) -> None:
+    import asyncio
+
+    import orjson
+
+    async def bare(url: str, sem: asyncio.Semaphore) -> str:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as s:
+            async def one() -> str:
+                async with sem, s.post(f"{url}/chat/completions", headers={"content-type": "application/json"},
+                                       data=orjson.dumps({"model": MODEL, "messages": MESSAGES})) as r:
+                    return orjson.loads(await r.read())["choices"][0]["message"]["content"]
+            return "".join(await asyncio.gather(*(one() for _ in range(n))))
+
+    async def sdk(url: str, sem: asyncio.Semaphore) -> str:
+        from vllm_client import AsyncVllmClient
+
+        async with AsyncVllmClient(url) as client:
+            async def one() -> str:
+                async with sem:
+                    return (await client.chat.completions().create().model(MODEL).messages(MESSAGES).send()).content
+            return "".join(await asyncio.gather(*(one() for _ in range(n))))
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+        text = await (sdk if ours else bare)(url, asyncio.Semaphore(64))
+        assert text == "Hello there, this is a benchmark reply." * n, text[:80]
+        server.close()
+
+    asyncio.run(main())
+
+
 def noop(n: int) -> None:
     for _ in range(n):
         pass
@@ -94,12 +133,15 @@ SCENARIOS: dict[str, tuple[Callable[[int], None], int, str]] = {
     "stream-many vllm_client": (lambda n: ours_stream("many", n), 2000, "chunk"),
     "request orjson.loads only": (bare_loads, 1000, "request"),
     "request vllm_client (build, send, parse)": (ours_request, 1000, "request"),
+    "async request aiohttp + orjson (+ in-loop server)": (lambda n: async_requests(False, n), 500, "request"),
+    "async request vllm_client (+ in-loop server)": (lambda n: async_requests(True, n), 500, "request"),
 }
 
 
 def count(name: str, n: int) -> int:
     out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
-                          sys.executable, __file__, "--run", name, str(n)], capture_output=True, text=True)
+                          sys.executable, __file__, "--run", name, str(n)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONHASHSEED": "0"})  # the same dict layouts every run
     m = re.search(r"Collected\s*:\s*(\d+)", out.stderr)
     if out.returncode != 0 or m is None:
         raise SystemExit(f"{name}: valgrind failed\n{out.stderr[-2000:]}")
