@@ -240,7 +240,7 @@ class ClientCore:
     def builder_flow(self, builder: Any, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
         """Send a builder's request (not streamed) and parse the answer."""
         body, headers, timeout = builder._request_parts(False)
-        if getattr(builder, "_needs_model", True):
+        if "model" not in body:  # (checked here too: saves a generator per request)
             yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, headers=headers, timeout=timeout)
         return (yield from self.json_flow(req, parse, what))

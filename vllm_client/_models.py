@@ -360,7 +360,8 @@ class ChatCompletionResponse(_Completion):
 
     @property
     def _first(self) -> Choice | None:
-        return self.choices[0] if self.choices else None
+        choices = self._parsed_choices()
+        return choices[0] if choices else None
 
     @property
     def content(self) -> str | None:
