@@ -286,6 +286,22 @@ def test_vllm_setters_check_types(call: Any) -> None:
             call(client.chat.completions().create())
 
 
+def test_min_tokens_above_max_tokens_refused_before_sending() -> None:
+    sent: list[Any] = []
+    ok = {"choices": [{"message": {"content": "hi"}, "text": "hi"}]}
+    with VllmClient(URL, transport=MockTransport(lambda r: sent.append(r) or MockResponse(json=ok))) as client:
+        chat = lambda: client.chat.completions().create().model("m").user_message("x")  # noqa: E731
+        legacy = lambda: client.completions().create().model("m").prompt("x")  # noqa: E731
+        for b in (chat().min_tokens(5).max_tokens(2), chat().min_tokens(5).max_completion_tokens(4),
+                  chat().max_tokens(2).extra({"min_tokens": 3}), legacy().min_tokens(5).max_tokens(2)):
+            with pytest.raises(InvalidRequestError, match=r"min_tokens\(\d\) is greater than max_tokens"):
+                b.send()
+        assert sent == []
+        assert chat().min_tokens(2).max_tokens(2).send().content == "hi"  # equal is fine
+        assert chat().max_tokens(2).send().content == "hi"
+        assert len(sent) == 2
+
+
 def test_images_become_content_parts(tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"0" * 20
     path = tmp_path / "cat.png"

@@ -482,7 +482,8 @@ class ChatBody(_SamplingMixin):
         if body.get("continue_final_message") is True and body.get("add_generation_prompt", True) is not False:
             raise InvalidRequestError("continue_final_message(True) needs add_generation_prompt(False) "
                                       "(vLLM refuses the two together)")
-        _check_min_max(body)
+        if "min_tokens" in body:
+            _check_min_max(body)
         if "messages" in self._extra:  # the setters checked theirs; extra() may have replaced them
             v.messages("messages", msgs)
 
@@ -528,7 +529,8 @@ class CompletionBody(_SamplingMixin):
     def _check(self, body: dict[str, Any]) -> None:
         if "prompt" not in body:
             raise InvalidRequestError("no prompt: call .prompt('...') first")
-        _check_min_max(body)
+        if "min_tokens" in body:
+            _check_min_max(body)
 
 
 class EmbeddingBody(_Builder):

@@ -366,6 +366,13 @@ class ChatCompletionResponse(_Completion):
     @property
     def content(self) -> str | None:
         """The text of the first choice (None when the model sent none)."""
+        if self._choices is None:  # not parsed yet: plain text is read as is, without parsing
+            choices = self.raw.get("choices")
+            first = choices[0] if choices else None
+            message = first.get("message") if first.__class__ is dict else None
+            text = message.get("content") if message.__class__ is dict else None
+            if text.__class__ is str:
+                return text
         c = self._first
         return c.content if c else None
 

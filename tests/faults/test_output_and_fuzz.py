@@ -177,6 +177,26 @@ def test_fuzz_json_shapes_parse_or_typed_error(value: Any) -> None:
         assert isinstance(e, APIStatusError) and isinstance(str(e), str)
 
 
+choice_bodies = st.builds(
+    lambda first, rest, content: {"choices": [first if first is not None else {"message": {"content": content}}, *rest]},
+    st.none() | json_values, st.lists(json_values, max_size=2),
+    json_values | st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text()}), max_size=3))
+
+
+@settings(max_examples=400, deadline=None)
+@given(choice_bodies | json_values)
+def test_content_read_first_equals_parsed_choice(value: Any) -> None:
+    """``.content`` read before anything else (plain text is not parsed then) is the first
+    parsed choice's content, whatever the body holds."""
+    try:
+        obj = load_json_object(orjson.dumps(value), what="x")
+        first_read = ChatCompletionResponse.from_dict(obj).content
+        parsed = ChatCompletionResponse.from_dict(obj).choices
+    except VllmError:
+        return
+    assert first_read == (parsed[0].content if parsed else None)
+
+
 @pytest.mark.parametrize("path", JSON_BODIES, ids=[p.stem for p in JSON_BODIES])
 def test_fuzz_mutated_json_bodies(path: Path) -> None:
     data = path.read_bytes()
