@@ -15,10 +15,9 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from _server import MODEL, expected_text  # noqa: E402
+from _server import MODEL, NONSTREAM_TEXT, expected_text  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
-NONSTREAM_TEXT = "Hello there, this is a benchmark reply."
 CONCURRENCY = 64
 
 

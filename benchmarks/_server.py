@@ -41,9 +41,10 @@ USAGE = b"data: " + orjson.dumps({"id": "chatcmpl-bench", "object": "chat.comple
                                   "usage": {"prompt_tokens": 10, "total_tokens": 20010,
                                             "completion_tokens": 20000}}) + b"\n\n"
 DONE = b"data: [DONE]\n\n"
+NONSTREAM_TEXT = "Hello there, this is a benchmark reply."
 NONSTREAM = orjson.dumps({
     "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": MODEL,
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello there, this is a benchmark reply.",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": NONSTREAM_TEXT,
                                          "refusal": None, "annotations": None, "audio": None, "function_call": None,
                                          "tool_calls": [], "reasoning": None},
                  "logprobs": None, "finish_reason": "stop", "stop_reason": None, "token_ids": None}],

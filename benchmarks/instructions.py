@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _server import DONE, EVENTS, FINISH, MODEL, NONSTREAM, ROLE, USAGE, handle  # noqa: E402
+from _server import DONE, EVENTS, FINISH, MODEL, NONSTREAM, NONSTREAM_TEXT, ROLE, USAGE, handle  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "Hello"}]
 
@@ -80,7 +80,7 @@ def ours_request(n: int) -> None:
     text = None
     for _ in range(n):
         text = client.chat.completions().create().model(MODEL).messages(MESSAGES).send().content
-    assert text == "Hello there, this is a benchmark reply.", text
+    assert text == NONSTREAM_TEXT, text
 
 
 def bare_loads(n: int) -> None:
@@ -118,7 +118,7 @@ def async_requests(ours: bool, n: int) -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
         text = await (sdk if ours else bare)(url, asyncio.Semaphore(64))
-        assert text == "Hello there, this is a benchmark reply." * n, text[:80]
+        assert text == NONSTREAM_TEXT * n, text[:80]
         server.close()
 
     asyncio.run(main())

@@ -295,8 +295,10 @@ class _SamplingMixin(_Builder):
 
 def _check_min_max(body: dict[str, Any]) -> None:
     low = body.get("min_tokens")
+    if not isinstance(low, int):  # the usual case: nothing to compare
+        return
     high = body.get("max_tokens", body.get("max_completion_tokens"))
-    if isinstance(low, int) and isinstance(high, int) and low > high:
+    if isinstance(high, int) and low > high:
         raise InvalidRequestError(f"min_tokens({low}) is greater than max_tokens({high})")
 
 
@@ -482,8 +484,7 @@ class ChatBody(_SamplingMixin):
         if body.get("continue_final_message") is True and body.get("add_generation_prompt", True) is not False:
             raise InvalidRequestError("continue_final_message(True) needs add_generation_prompt(False) "
                                       "(vLLM refuses the two together)")
-        if "min_tokens" in body:
-            _check_min_max(body)
+        _check_min_max(body)
         if "messages" in self._extra:  # the setters checked theirs; extra() may have replaced them
             v.messages("messages", msgs)
 
@@ -529,8 +530,7 @@ class CompletionBody(_SamplingMixin):
     def _check(self, body: dict[str, Any]) -> None:
         if "prompt" not in body:
             raise InvalidRequestError("no prompt: call .prompt('...') first")
-        if "min_tokens" in body:
-            _check_min_max(body)
+        _check_min_max(body)
 
 
 class EmbeddingBody(_Builder):
