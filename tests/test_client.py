@@ -281,7 +281,8 @@ def test_error_str_is_one_line_with_url_without_credentials(mock_client: Any) ->
     s = str(ei.value)
     assert ei.value.message == "line1\n  line2"
     assert "line1 line2" in s and "\n" not in s
-    assert "secret" not in s and "sk-XYZ" not in s and "http://***@api.test/v1/chat/completions" in s
+    assert "secret" not in s and "sk-XYZ" not in s and "http://api.test/v1/chat/completions" in s
+    assert transport.requests[-1].headers["Authorization"] == "Bearer sk-XYZ"  # the key, not the URL's user
 
 
 def test_200_with_error_object_raises_typed(mock_client: Any) -> None:

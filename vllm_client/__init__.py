@@ -62,11 +62,20 @@ from ._sync import (
     EmbeddingBuilder,
     VllmClient,
 )
-from ._transport import MockResponse, MockTransport, PreparedRequest
+from ._transport import (
+    AsyncTransport,
+    MockResponse,
+    MockTransport,
+    PreparedRequest,
+    RequestsTransport,
+    Response,
+    SyncTransport,
+)
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._async import (
+        AiohttpTransport,
         AsyncChatCompletionBuilder,
         AsyncCompletionBuilder,
         AsyncConversation,
@@ -77,6 +86,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "AsyncVllmClient": "._async",
+    "AiohttpTransport": "._async",
     "AsyncChatCompletionBuilder": "._async",
     "AsyncCompletionBuilder": "._async",
     "AsyncEmbeddingBuilder": "._async",
@@ -156,6 +166,12 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    # transports (your own: anything with the SyncTransport / AsyncTransport methods)
+    "SyncTransport",
+    "AsyncTransport",
+    "Response",
+    "RequestsTransport",
+    "AiohttpTransport",
     # testing
     "MockTransport",
     "MockResponse",

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from ._exceptions import InvalidRequestError, VllmError
+from ._config import Timeout
+from ._exceptions import InvalidRequestError
 from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse
 from ._validate import check_finite
 
@@ -41,6 +42,7 @@ class BatchRequest:
     parse: Callable[[dict[str, Any]], Any]
     what: str
     headers: dict[str, str] | None = None
+    timeout: Timeout | None = None  # the builder's own .timeout(), else the client's
 
 
 def to_batch_request(item: Any) -> BatchRequest:
@@ -51,9 +53,9 @@ def to_batch_request(item: Any) -> BatchRequest:
         return item
     if isinstance(item, _Builder):
         parse, what = _PARSERS.get(item._path, (_raw, item._path))
-        body, headers, _ = item._request_parts(False)
+        body, headers, timeout = item._request_parts(False)
         check_finite(body)  # every request is checked before the first is sent
-        return BatchRequest(item._path, body, parse, what, headers)
+        return BatchRequest(item._path, body, parse, what, headers, timeout)
     if isinstance(item, dict):
         url = item.get("url")
         raw_body = item.get("body")
@@ -161,16 +163,16 @@ def _duration(seconds: float) -> str:
 
 
 async def _one(client: Any, req: BatchRequest) -> Any:
-    """Send one batch request with the client's retry policy; the response or the VllmError."""
+    """Send one batch request with the client's retry policy; the response, or the exception it ended with."""
     def flow() -> Any:
         body = dict(req.body)
         yield from client.model_flow(body)
-        prepared = client.prepare("POST", req.path, body, headers=req.headers)
+        prepared = client.prepare("POST", req.path, body, headers=req.headers, timeout=req.timeout)
         return (yield from client.json_flow(prepared, req.parse, req.what))
 
     try:
         return await client._run(flow())
-    except VllmError as e:
+    except Exception as e:  # a VllmError, or whatever a custom transport raised: this item ends with it
         return e
 
 
@@ -207,7 +209,7 @@ async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int =
 
 async def run_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 64,
                     max_requests_per_second: float | None = None, progress: bool = True) -> list[Any]:
-    """All results in input order (a response, or the ``VllmError`` that request ended with)."""
+    """All results in input order (a response, or the exception (a ``VllmError`` as a rule) that request ended with)."""
     items = list(requests)
     results: list[Any] = [None] * len(items)
     bar = Progress(len(items), enabled=progress)

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from ._exceptions import APIStatusError, VllmError
+from ._exceptions import APIStatusError
 
 
 def read_done(path: str) -> set[str]:
@@ -85,7 +85,7 @@ def _check_line(obj: Any) -> str | None:
 
 
 def output_line(custom_id: str, result: Any) -> dict[str, Any]:
-    """One output record for a result (a response or a VllmError)."""
+    """One output record for a result (a response, or the exception the request ended with)."""
     rid = f"vllm-{secrets.token_hex(16)}"
     if isinstance(result, APIStatusError):
         return {"id": rid, "custom_id": custom_id,
@@ -126,7 +126,7 @@ def run_batch_cli(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
             for i, result in client.batch_iter(requests, concurrency=args.concurrency,
                                                progress=not args.no_progress,
                                                max_requests_per_second=args.max_requests_per_second):
-                if isinstance(result, VllmError):
+                if isinstance(result, Exception):
                     errors += 1
                 out.write(orjson.dumps(output_line(todo[i]["custom_id"], result)) + b"\n")
                 out.flush()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Union
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from ._exceptions import InvalidRequestError
 from ._version import __version__
@@ -109,8 +110,41 @@ def check_header(name: object, value: object) -> None:
         raise InvalidRequestError(f"header {name!r}: value contains CR, LF or NUL")
 
 
-def build_headers(api_key: str | None, default_headers: Mapping[str, str] | None) -> dict[str, str]:
-    """The headers every request carries."""
+def split_credentials(urls: list[str]) -> tuple[list[str], str | None]:
+    """The URLs without any ``user:password@``, and the ``Authorization: Basic`` value they carried.
+
+    Replicas may all carry the same credentials; different credentials per replica are refused.
+    """
+    out: list[str] = []
+    found: set[tuple[str, str]] = set()
+    for url in urls:
+        if "@" not in url:
+            out.append(url)
+            continue
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            out.append(url)
+            continue
+        found.add((unquote(parts.username or ""), unquote(parts.password or "")))
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6 literal
+            host = f"[{host}]"
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        out.append(urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)))
+    if len(found) > 1:
+        raise InvalidRequestError("base_url: the replicas carry different user:password credentials; "
+                                  "give one set, or use api_key= / default_headers=")
+    if not found:
+        return out, None
+    user, password = found.pop()
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return out, f"Basic {token}"
+
+
+def build_headers(api_key: str | None, default_headers: Mapping[str, str] | None, *,
+                  basic: str | None = None) -> dict[str, str]:
+    """The headers every request carries (``basic``: a Basic auth value from the URL, used without a key)."""
     headers = {
         "Accept": "application/json",
         "Content-Type": "application/json",
@@ -119,6 +153,8 @@ def build_headers(api_key: str | None, default_headers: Mapping[str, str] | None
     if api_key:
         check_header("Authorization", api_key)
         headers["Authorization"] = f"Bearer {api_key}"
+    elif basic:
+        headers["Authorization"] = basic
     for k, v in (default_headers or {}).items():
         check_header(k, v)
         headers[k] = v

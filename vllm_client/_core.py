@@ -25,6 +25,7 @@ from ._config import (
     resolve_api_key,
     resolve_base_url,
     server_root,
+    split_credentials,
     to_timeout,
 )
 from ._exceptions import APIConnectionError, InvalidRequestError, error_from_response
@@ -54,21 +55,26 @@ class ClientCore:
         default_model: str | None = None,
     ) -> None:
         if isinstance(base_url, (list, tuple)):
-            urls = [resolve_base_url(u) for u in base_url]
-            if not urls:
+            given = [resolve_base_url(u) for u in base_url]
+            if not given:
                 raise InvalidRequestError("base_url=[]: give at least one URL")
         else:
-            urls = [resolve_base_url(base_url)]  # type: ignore[arg-type]
+            given = [resolve_base_url(base_url)]  # type: ignore[arg-type]
+        self._given_urls = given  # as given (credentials included), for with_options() copies
+        urls, basic = split_credentials(given)
         self.base_url = urls[0]
         self.base_urls = urls
         self._replicas = ReplicaSet(urls) if len(urls) > 1 else None
         self._api_key = resolve_api_key(api_key)
+        # Credentials in the URL: Basic auth when no key is set; with a key, only its Bearer header
+        # (both clients alike: never the HTTP library's own handling of URL credentials).
+        self._basic_auth = None if self._api_key else basic
         self.timeout: Timeout = to_timeout(timeout)
         self.max_retries = integer("max_retries", max_retries, lo=0)
         if default_headers is not None and not isinstance(default_headers, Mapping):
             raise InvalidRequestError("default_headers: expected a dict of str to str")
         self._default_headers = dict(default_headers or {})
-        self.headers = build_headers(self._api_key, self._default_headers)
+        self.headers = build_headers(self._api_key, self._default_headers, basic=self._basic_auth)
         if default_model is not None and (not isinstance(default_model, str) or not default_model):
             raise InvalidRequestError(f"default_model={default_model!r}: expected a non-empty string")
         self.default_model = default_model
@@ -88,7 +94,7 @@ class ClientCore:
         if default_headers is not _UNSET:
             headers.update(default_headers or {})
         return {
-            "base_url": self.base_urls if len(self.base_urls) > 1 else self.base_url,
+            "base_url": self._given_urls if len(self._given_urls) > 1 else self._given_urls[0],
             "api_key": self._api_key,
             "timeout": self.timeout if timeout is _UNSET else timeout,
             "max_retries": self.max_retries if max_retries is _UNSET else max_retries,

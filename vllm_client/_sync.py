@@ -39,9 +39,10 @@ def run_call(call: Callable[[], Any] | str) -> str:
     try:
         value = call()
         if inspect.isawaitable(value):  # an async tool under the sync client
-            import asyncio  # imported here: most programs never need it
-
-            value = asyncio.run(_await(value))
+            # Awaited on a fresh loop in a worker thread: works also where this thread already
+            # runs an event loop (a Jupyter cell, a FastAPI handler), where asyncio.run() cannot.
+            awaitable = value
+            value = _run_in_thread(lambda: _await(awaitable))
         text: str = format_result(value)
     except Exception as e:
         text = format_exception(e)
@@ -65,7 +66,7 @@ def _run_in_thread(main: Callable[[], Any]) -> Any:
         except BaseException as e:
             box.append((False, e))
 
-    t = threading.Thread(target=target, name="vllm_client-batch", daemon=True)
+    t = threading.Thread(target=target, name="vllm_client-loop", daemon=True)
     t.start()
     t.join()
     ok, value = box[0]
@@ -260,6 +261,7 @@ class VllmClient(ClientCore):
         super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
                          default_headers=default_headers, default_model=default_model)
         self._owns_transport = True  # a copy made by with_options() shares it and does not close it
+        self._custom_transport = transport is not None and not isinstance(transport, MockTransport)
         self._transport: SyncTransport = transport if transport is not None else RequestsTransport()
         self._closed = False
         self.chat = Chat(self)
@@ -302,6 +304,12 @@ class VllmClient(ClientCore):
 
     def _async_twin(self) -> Any:
         from ._async import AsyncVllmClient
+        from ._exceptions import InvalidRequestError
+
+        if self._custom_transport:  # never swap the user's transport (proxy, TLS, session) silently
+            raise InvalidRequestError(
+                "batch() runs on the async engine and cannot use this client's custom sync transport: "
+                "use AsyncVllmClient(transport=...).batch(...), or send() the requests in a loop")
 
         shared = self._transport if isinstance(self._transport, MockTransport) else None
         twin = AsyncVllmClient(**self._options(_UNSET, _UNSET, _UNSET), transport=shared)
@@ -418,6 +426,7 @@ class VllmClient(ClientCore):
                      default_headers: Any = _UNSET) -> VllmClient:
         """A copy with some options changed, sharing this client's connection pool."""
         copy = VllmClient(**self._options(timeout, max_retries, default_headers), transport=self._transport)
+        copy._custom_transport = self._custom_transport
         copy._resolved_model = self._resolved_model
         copy._owns_transport = False
         return copy

@@ -192,7 +192,8 @@ def test_credentials_in_url_never_printed() -> None:
     with pytest.raises(APIConnectionError) as ei:
         chat(c).send()
     assert "hunter2" not in str(ei.value) and "alice" not in str(ei.value)
-    assert ei.value.url == "http://***@127.0.0.1:9/v1/chat/completions"
+    # the credentials travel as an Authorization header, never in the request URL
+    assert ei.value.url == "http://127.0.0.1:9/v1/chat/completions"
     c.close()
     with pytest.raises(InvalidRequestError) as ei2:
         VllmClient("ftp://bob:s3cret@host/v1")
@@ -210,7 +211,7 @@ def test_credentials_in_url_not_in_decode_or_error_object_errors(body: bytes) ->
         chat(c).send()
     shown = f"{ei.value} {ei.value!r} {getattr(ei.value, 'url', '')}"
     assert "hunter2" not in shown and "alice" not in shown
-    assert getattr(ei.value, "url", None) == "http://***@vllm.internal/v1/chat/completions"
+    assert getattr(ei.value, "url", None) == "http://vllm.internal/v1/chat/completions"
 
 
 # -- cancellation ---------------------------------------------------------------------------------
