@@ -80,6 +80,14 @@ async def test_url_credentials_without_key_are_sent_as_basic_auth(kind: str) -> 
         assert [r.headers["Authorization"] for r in server.requests[-2:]] == [expected, expected]
 
 
+def test_credentials_are_taken_out_of_ipv6_urls_too() -> None:
+    from vllm_client._config import redact_url
+
+    with VllmClient("http://u:pw@[::1]:8000/v1") as client:
+        assert client.base_url == "http://[::1]:8000/v1"
+    assert redact_url("http://u:pw@[::1]:8000/v1") == "http://***@[::1]:8000/v1"
+
+
 def test_replicas_with_different_credentials_are_refused() -> None:
     with pytest.raises(InvalidRequestError, match="different user:password"):
         VllmClient(["http://a:1@h1:8000/v1", "http://b:2@h2:8000/v1"])
@@ -147,6 +155,15 @@ def test_sync_batch_refuses_a_custom_transport_instead_of_swapping_it() -> None:
         with pytest.raises(InvalidRequestError, match="custom sync transport"):
             client.with_options(max_retries=0).batch([b], progress=False)
     assert transport.sent == []  # nothing went anywhere else either
+
+
+def test_sync_batch_of_a_default_clients_copy_is_not_refused() -> None:
+    # with_options() hands the copy this client's own RequestsTransport: not a custom one
+    with FakeVllmServer() as server, VllmClient(server.url) as client:
+        copy = client.with_options(max_retries=0)
+        results = copy.batch([copy.chat.completions().create().model(server.model).user_message("hi")],
+                             progress=False)
+        assert results[0].content
 
 
 @pytest.mark.parametrize("kind", CLIENTS)

@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Union
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
 
 from ._exceptions import InvalidRequestError
 from ._version import __version__
@@ -94,10 +94,17 @@ def redact_url(url: str) -> str:
         return "<unparseable url>"
     if parts.username is None and parts.password is None:
         return url
+    return _without_userinfo(parts, "***@")
+
+
+def _without_userinfo(parts: SplitResult, mark: str = "") -> str:
+    """The URL of ``parts`` with its ``user:password@`` replaced by ``mark``."""
     host = parts.hostname or ""
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+    return urlunsplit((parts.scheme, mark + host, parts.path, parts.query, parts.fragment))
 
 
 def check_header(name: object, value: object) -> None:
@@ -126,12 +133,7 @@ def split_credentials(urls: list[str]) -> tuple[list[str], str | None]:
             out.append(url)
             continue
         found.add((unquote(parts.username or ""), unquote(parts.password or "")))
-        host = parts.hostname or ""
-        if ":" in host:  # IPv6 literal
-            host = f"[{host}]"
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        out.append(urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)))
+        out.append(_without_userinfo(parts))
     if len(found) > 1:
         raise InvalidRequestError("base_url: the replicas carry different user:password credentials; "
                                   "give one set, or use api_key= / default_headers=")
