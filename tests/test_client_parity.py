@@ -81,7 +81,7 @@ async def test_url_credentials_without_key_are_sent_as_basic_auth(kind: str) -> 
 
 
 def test_credentials_are_taken_out_of_ipv6_urls_too() -> None:
-    from vllm_client._config import redact_url
+    from vllm_client._urls import redact_url
 
     with VllmClient("http://u:pw@[::1]:8000/v1") as client:
         assert client.base_url == "http://[::1]:8000/v1"

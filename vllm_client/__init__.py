@@ -30,7 +30,9 @@ from ._exceptions import (
     RateLimitError,
     ResponseDecodeError,
     StreamError,
+    StreamTimeoutError,
     ToolLoopError,
+    ToolSchemaError,
     UnprocessableEntityError,
     VllmError,
 )
@@ -54,7 +56,7 @@ from ._models import (
     Usage,
     UsageEvent,
 )
-from ._stream import AsyncChatStream, ChatStream, StreamTimeoutError
+from ._stream import AsyncChatStream, ChatStream
 from ._sync import (
     ChatCompletionBuilder,
     CompletionBuilder,
@@ -166,6 +168,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "ToolSchemaError",
     # transports (your own: anything with the SyncTransport / AsyncTransport methods)
     "SyncTransport",
     "AsyncTransport",

@@ -12,7 +12,7 @@ from typing import Any
 
 from ._batch import Progress, iter_batch, run_batch
 from ._builders import ChatBody, CompletionBody, EmbeddingBody
-from ._config import TimeoutTypes, redact_url
+from ._config import TimeoutTypes
 from ._conversation import ConversationBase, ConversationState, PreparedCall, ToolLoop
 from ._core import _UNSET, ClientCore, Flow, T
 from ._exceptions import APIConnectionError, APITimeoutError, VllmError
@@ -26,6 +26,7 @@ from ._models import (
 )
 from ._stream import AsyncChatStream, StreamAccumulator
 from ._transport import AsyncTransport, MockTransport, PreparedRequest, Response, _why
+from ._urls import redact_url
 
 __all__ = ["AsyncVllmClient", "AsyncChatCompletionBuilder", "AsyncCompletionBuilder", "AsyncEmbeddingBuilder",
            "AsyncConversation"]

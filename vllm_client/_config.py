@@ -8,9 +8,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Union
-from urllib.parse import SplitResult, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from ._exceptions import InvalidRequestError
+from ._urls import _without_userinfo, redact_url
 from ._version import __version__
 
 DEFAULT_BASE_URL = "http://localhost:8000/v1"
@@ -77,34 +78,6 @@ def resolve_base_url(base_url: str | None) -> str:
     if any(c in url for c in "\r\n\t "):
         raise InvalidRequestError(f"base_url={redact_url(url)!r}: contains whitespace or line breaks")
     return url.rstrip("/")
-
-
-def server_root(base_url: str) -> str:
-    """The server root, where vLLM serves /health, /version and /tokenize: the base URL minus ``/v1``."""
-    return base_url[:-3] if base_url.endswith("/v1") else base_url
-
-
-def redact_url(url: str) -> str:
-    """The URL with any user:password@ replaced, safe to print."""
-    if "@" not in url:
-        return url  # no user info possible
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.username is None and parts.password is None:
-        return url
-    return _without_userinfo(parts, "***@")
-
-
-def _without_userinfo(parts: SplitResult, mark: str = "") -> str:
-    """The URL of ``parts`` with its ``user:password@`` replaced by ``mark``."""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, mark + host, parts.path, parts.query, parts.fragment))
 
 
 def check_header(name: object, value: object) -> None:

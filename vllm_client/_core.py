@@ -4,8 +4,10 @@ A *flow* is a generator that decides everything and does no I/O. It yields
 ``PreparedRequest`` (the driver sends it and sends back the ``Response``, or
 throws the ``APIConnectionError`` in) or a ``float`` (the driver sleeps that
 long), and finally returns its result. ``VllmClient`` and ``AsyncVllmClient``
-each have one small driver loop that runs flows; everything else is here,
-written once.
+each have one small driver loop (``_run``) that runs flows. What the flows need
+beside this module is pure too: builders (``_builders``), parsing (``_models``,
+``_stream``), retry decisions (``_retry``), replicas (``_replicas``), errors
+(``_exceptions``); the transports (``_transport``, ``_async``) do the I/O.
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from ._config import (
     TimeoutTypes,
     build_headers,
     check_header,
-    redact_url,
     resolve_api_key,
     resolve_base_url,
-    server_root,
     split_credentials,
     to_timeout,
 )
-from ._exceptions import APIConnectionError, InvalidRequestError, error_from_response
-from ._models import Model, load_json_object
+from ._exceptions import (
+    APIConnectionError,
+    InvalidRequestError,
+    error_from_response,
+    load_json_object,
+)
+from ._models import Model
 from ._replicas import Replica, ReplicaSet
 from ._retry import decide
 from ._transport import PreparedRequest, Response
+from ._urls import redact_url, server_root
 from ._validate import check_finite, integer
 
 T = TypeVar("T")

@@ -17,10 +17,17 @@
     │   └── InternalServerError         5xx
     ├── ResponseDecodeError                     the body is not the JSON that was promised
     ├── StreamError                             a stream failed after it started (keeps .partial)
+    │   └── StreamTimeoutError (also APITimeoutError)  the server went silent mid-stream
     └── ToolLoopError                           the model still wanted tools after max_rounds
+    InvalidRequestError
+    └── ToolSchemaError (also TypeError)        a function that cannot be a tool
+
+Every error's ``url`` has its ``user:password@`` removed (``VllmError.url``).
 
 ``error_from_response`` turns a status, headers and body (in any of the error
-shapes real servers send) into the right ``APIStatusError`` subclass.
+shapes real servers send) into the right ``APIStatusError`` subclass;
+``load_json_object`` reads a body that must be a JSON object (and may be an error
+object under a 200).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
+from ._urls import redact_url
 
 __all__ = [
     "VllmError",
@@ -47,8 +56,11 @@ __all__ = [
     "InternalServerError",
     "ResponseDecodeError",
     "StreamError",
+    "StreamTimeoutError",
     "ToolLoopError",
+    "ToolSchemaError",
     "error_from_response",
+    "load_json_object",
 ]
 
 # How much of a server's message goes into the one-line str(e).
@@ -64,7 +76,22 @@ def _one_line(text: str, limit: int = _MAX_LINE) -> str:
 
 
 class VllmError(Exception):
-    """Base class of every error raised by vllm_client."""
+    """Base class of every error raised by vllm_client.
+
+    ``url`` is the request's URL when the error has one, ``user:password@`` removed
+    (assigning it redacts, so no subclass can keep credentials by mistake).
+    """
+
+    _url: str | None = None
+
+    @property
+    def url(self) -> str | None:
+        """The URL of the request that failed (credentials removed), or None."""
+        return self._url
+
+    @url.setter
+    def url(self, value: str | None) -> None:
+        self._url = None if value is None else redact_url(value)
 
 
 class InvalidRequestError(VllmError, ValueError):
@@ -76,10 +103,6 @@ class APIConnectionError(VllmError):
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)
-        if url is not None:  # user:password@ never kept
-            from ._config import redact_url  # (_config imports this module)
-
-            url = redact_url(url)
         self.url = url
 
 
@@ -236,6 +259,24 @@ class StreamError(VllmError):
         self.status_code = status_code
 
 
+class StreamTimeoutError(StreamError, APITimeoutError):
+    """The server went silent mid-stream for longer than the read timeout.
+
+    Both a ``StreamError`` (``.partial`` keeps what arrived) and an ``APITimeoutError``.
+    """
+
+    def __init__(self, message: str, *, partial: Any = None, url: str | None = None) -> None:
+        StreamError.__init__(self, message, partial=partial)
+        self.url = url
+
+
+class ToolSchemaError(InvalidRequestError, TypeError):
+    """A function cannot be turned into a tool (an unsupported or missing annotation, ``*args``...).
+
+    A ``TypeError`` (and an ``InvalidRequestError``, the SDK's "rejected before sending" error).
+    """
+
+
 class ToolLoopError(VllmError):
     """The model still asked for tools after ``max_rounds``; ``messages`` holds the history."""
 
@@ -343,3 +384,34 @@ def status_error(status: int, body: Any, headers: Mapping[str, str] | None = Non
         message, typ, code, param = parse_error_object(body)
     return status_class(status)(message if message is not None else fallback, status_code=status, body=body,
                                 headers=headers, type=typ, code=code, param=param, url=url, method=method)
+
+
+def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, status: int = 200) -> None:
+    """A 200 body that is really an error (``{"error": ...}`` or ``{"object": "error"}``) raises."""
+    if "error" in obj or obj.get("object") == "error":
+        message, typ, code, param = parse_error_object(obj)
+        if message is None and "error" in obj and not obj["error"]:
+            return  # "error": null / "" is not an error
+        status_code = code if isinstance(code, int) and 400 <= code <= 599 else status
+        raise status_error(status_code, obj, url=url, fallback="the server answered with an error object")
+
+
+def load_json_object(body: bytes, *, what: str, url: str | None = None, status: int = 200) -> dict[str, Any]:
+    """Parse a response body that must be a JSON object; typed errors otherwise (``url`` is
+    redacted before it goes into one)."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        preview = body[:200].decode("utf-8", "replace")
+        raise ResponseDecodeError(
+            f"{what}: the server's body is not valid JSON ({e}); it starts {preview!r}",
+            body=body.decode("utf-8", "replace"),
+            status_code=status,
+            url=url,
+        ) from None
+    if obj.__class__ is not dict:
+        raise ResponseDecodeError(
+            f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=url
+        )
+    raise_for_error_object(obj, url=url, status=status)
+    return obj

@@ -1,4 +1,5 @@
-"""Responses, tool calls, usage and stream events: slotted dataclasses parsed from dicts.
+"""Responses, tool calls, usage and stream events, parsed from dicts: the small ones are slotted
+dataclasses; completions wrap their ``raw`` dict and read fields when first asked for.
 
 Parsing is defensive: whatever JSON a server sends, either a typed object comes
 out or a ``ResponseDecodeError`` that keeps the body, never an AttributeError or
@@ -13,8 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 
-from ._config import redact_url
-from ._exceptions import ResponseDecodeError, parse_error_object, status_error
+from ._exceptions import ResponseDecodeError
 
 __all__ = [
     "Usage",
@@ -225,41 +225,6 @@ class Choice:
         elif out["content"] is None:
             out["content"] = ""
         return out
-
-
-def raise_for_error_object(obj: dict[str, Any], *, url: str | None = None, status: int = 200) -> None:
-    """A 200 body that is really an error (``{"error": ...}`` or ``{"object": "error"}``) raises."""
-    if "error" in obj or obj.get("object") == "error":
-        message, typ, code, param = parse_error_object(obj)
-        if message is None and "error" in obj and not obj["error"]:
-            return  # "error": null / "" is not an error
-        status_code = code if isinstance(code, int) and 400 <= code <= 599 else status
-        raise status_error(status_code, obj, url=_redact(url), fallback="the server answered with an error object")
-
-
-def load_json_object(body: bytes, *, what: str, url: str | None = None, status: int = 200) -> dict[str, Any]:
-    """Parse a response body that must be a JSON object; typed errors otherwise (``url`` is
-    redacted before it goes into one)."""
-    try:
-        obj = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        preview = body[:200].decode("utf-8", "replace")
-        raise ResponseDecodeError(
-            f"{what}: the server's body is not valid JSON ({e}); it starts {preview!r}",
-            body=body.decode("utf-8", "replace"),
-            status_code=status,
-            url=_redact(url),
-        ) from None
-    if obj.__class__ is not dict:
-        raise ResponseDecodeError(
-            f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=_redact(url)
-        )
-    raise_for_error_object(obj, url=url, status=status)
-    return obj
-
-
-def _redact(url: str | None) -> str | None:
-    return None if url is None else redact_url(url)
 
 
 _UNPARSED: Any = object()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 
-from ._config import server_root
+from ._urls import server_root
 
 COOLDOWN = 2.0  # seconds before a replica that failed is probed again (doubles per failure)
 MAX_COOLDOWN = 60.0

@@ -18,7 +18,13 @@ from typing import Any
 
 import orjson
 
-from ._exceptions import APIConnectionError, APITimeoutError, StreamError, parse_error_object
+from ._exceptions import (
+    APIConnectionError,
+    APITimeoutError,
+    StreamError,
+    StreamTimeoutError,
+    parse_error_object,
+)
 from ._models import (
     ChatCompletionResponse,
     CompletionResponse,
@@ -45,17 +51,6 @@ _loads = orjson.loads
 # other key (system_fingerprint, x_groq, timings, service_tier, ...) is kept as is.
 _KNOWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
 _CHUNK_EVENTS = frozenset({"message", "answer"})  # FastGPT sends its chat chunks as "answer"
-
-
-class StreamTimeoutError(StreamError, APITimeoutError):
-    """The server went silent mid-stream for longer than the read timeout.
-
-    Both a ``StreamError`` (``.partial`` keeps what arrived) and an ``APITimeoutError``.
-    """
-
-    def __init__(self, message: str, *, partial: Any = None, url: str | None = None) -> None:
-        StreamError.__init__(self, message, partial=partial)
-        self.url = url
 
 
 class _Choice:

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from ._exceptions import InvalidRequestError
+from ._exceptions import ToolSchemaError
 
 __all__ = [
     "ToolSchemaError",
@@ -43,13 +43,6 @@ _NULL: dict[str, Any] = {"type": "null"}
 _JSON_TYPES: dict[type, str] = {str: "string", bool: "boolean", int: "integer", float: "number",
                                 _NoneType: "null"}
 _MISSING: Any = object()
-
-
-class ToolSchemaError(InvalidRequestError, TypeError):
-    """A function cannot be turned into a tool (an unsupported or missing annotation, ``*args``...).
-
-    A ``TypeError`` (and an ``InvalidRequestError``, the SDK's "rejected before sending" error).
-    """
 
 
 class _FunctionTool(dict[str, Any]):

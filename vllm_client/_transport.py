@@ -14,8 +14,9 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ._config import Timeout, redact_url
+from ._config import Timeout
 from ._exceptions import APIConnectionError, APITimeoutError
+from ._urls import redact_url
 
 __all__ = ["PreparedRequest", "Response", "SyncTransport", "AsyncTransport", "MockTransport", "MockResponse"]
 

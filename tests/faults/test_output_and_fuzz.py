@@ -20,8 +20,8 @@ from vllm_client import (
     VllmClient,
     VllmError,
 )
-from vllm_client._exceptions import error_from_response
-from vllm_client._models import ChatCompletionResponse, load_json_object
+from vllm_client._exceptions import error_from_response, load_json_object
+from vllm_client._models import ChatCompletionResponse
 from vllm_client._sse import SSEDecoder
 from vllm_client._stream import StreamAccumulator
 
