@@ -12,12 +12,16 @@ import vllm_client
 from vllm_client import (
     APIConnectionError,
     APITimeoutError,
+    AsyncVllmClient,
     InvalidRequestError,
+    MockResponse,
+    MockTransport,
     NotFoundError,
     ResponseDecodeError,
     StreamError,
     StreamTimeoutError,
     ToolSchemaError,
+    VllmClient,
     VllmError,
 )
 from vllm_client._exceptions import error_from_response, load_json_object
@@ -68,3 +72,21 @@ def test_error_and_url_modules_import_alone(module):
     # No import circle: each of these imports first, in a fresh interpreter.
     out = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+async def test_a_status_error_from_either_client_carries_the_url_without_credentials(kind):
+    mock = MockTransport(lambda req: MockResponse(404, json={"error": {"message": "no such model"}}))
+    url = "http://alice:s3cret@example.test:8000/v1"
+    if kind == "sync":
+        with VllmClient(url, transport=mock, max_retries=0) as c:
+            with pytest.raises(NotFoundError) as info:
+                c.chat.completions().create().model("m").user_message("hi").send()
+    else:
+        async with AsyncVllmClient(url, transport=mock, max_retries=0) as ac:
+            with pytest.raises(NotFoundError) as info:
+                await ac.chat.completions().create().model("m").user_message("hi").send()
+    # The client takes user:password@ out of the base URL up front (sent as Authorization), so the
+    # request's URL, and the error's, never had them.
+    assert info.value.url == "http://example.test:8000/v1/chat/completions"
+    assert "s3cret" not in str(info.value) and "alice" not in str(info.value)

@@ -188,7 +188,7 @@ class ClientCore:
                 if delay is None:
                     raise error_from_response(
                         response.status, response.headers, response.body,
-                        url=redact_url(request.url), method=request.method,
+                        url=request.url, method=request.method,  # (the error redacts it)
                     )
             yield delay
             attempt += 1

@@ -43,7 +43,7 @@ from ._models import (
 from ._sse import SSEDecoder, SSEEvent
 from ._transport import Response
 
-__all__ = ["StreamAccumulator", "ChatStream", "AsyncChatStream", "StreamTimeoutError"]
+__all__ = ["StreamAccumulator", "ChatStream", "AsyncChatStream"]
 
 _DONE = b"[DONE]"
 _loads = orjson.loads

@@ -29,7 +29,6 @@ import orjson
 from ._exceptions import ToolSchemaError
 
 __all__ = [
-    "ToolSchemaError",
     "ToolSet",
     "format_exception",
     "format_result",
