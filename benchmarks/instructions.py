@@ -64,7 +64,7 @@ def bare_stream(mode: str, n: int) -> None:
 def ours_stream(mode: str, n: int) -> None:
     from vllm_client import ContentDelta
     from vllm_client._stream import ChatStream, StreamAccumulator
-    from vllm_client._transport import Response
+    from vllm_client import Response
 
     blocks = _blocks(mode, n)
     stream = ChatStream(Response(200, {}, url="x", chunks=iter(blocks), close=lambda: None), StreamAccumulator())

@@ -16,6 +16,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._config import Timeout
+from ._conversation import AsyncConversation, Conversation
+from ._endpoints.chat import (
+    AsyncChatCompletionBuilder,
+    ChatCompletionBuilder,
+    ChatCompletionResponse,
+    Choice,
+)
+from ._endpoints.completions import (
+    AsyncCompletionBuilder,
+    CompletionBuilder,
+    CompletionChoice,
+    CompletionResponse,
+)
+from ._endpoints.embeddings import AsyncEmbeddingBuilder, EmbeddingBuilder, EmbeddingResponse
+from ._endpoints.server import Model, TokenizeResult
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -36,35 +51,9 @@ from ._exceptions import (
     UnprocessableEntityError,
     VllmError,
 )
-from ._models import (
-    ChatCompletionResponse,
-    Choice,
-    CompletionChoice,
-    CompletionResponse,
-    ContentDelta,
-    Done,
-    EmbeddingResponse,
-    Model,
-    ReasoningDelta,
-    RefusalDelta,
-    ServerEvent,
-    StreamEvent,
-    TokenizeResult,
-    ToolCall,
-    ToolCallComplete,
-    ToolCallDelta,
-    Usage,
-    UsageEvent,
-)
 from ._stream import AsyncChatStream, ChatStream
-from ._sync import (
-    ChatCompletionBuilder,
-    CompletionBuilder,
-    Conversation,
-    EmbeddingBuilder,
-    VllmClient,
-)
-from ._transport import (
+from ._sync import VllmClient
+from ._transports import (
     AsyncTransport,
     MockResponse,
     MockTransport,
@@ -73,26 +62,30 @@ from ._transport import (
     Response,
     SyncTransport,
 )
+from ._types import (
+    ContentDelta,
+    Done,
+    ReasoningDelta,
+    RefusalDelta,
+    ServerEvent,
+    StreamEvent,
+    ToolCall,
+    ToolCallComplete,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._async import (
-        AiohttpTransport,
-        AsyncChatCompletionBuilder,
-        AsyncCompletionBuilder,
-        AsyncConversation,
-        AsyncEmbeddingBuilder,
-        AsyncVllmClient,
-    )
+    from ._async import AsyncVllmClient
     from ._tools import ToolSet, tool
+    from ._transports.aiohttp import AiohttpTransport
 
+# imported on first use: the async client and its transport import asyncio and aiohttp
 _LAZY = {
     "AsyncVllmClient": "._async",
-    "AiohttpTransport": "._async",
-    "AsyncChatCompletionBuilder": "._async",
-    "AsyncCompletionBuilder": "._async",
-    "AsyncEmbeddingBuilder": "._async",
-    "AsyncConversation": "._async",
+    "AiohttpTransport": "._transports.aiohttp",
     "tool": "._tools",
     "ToolSet": "._tools",
 }

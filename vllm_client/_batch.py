@@ -11,22 +11,17 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ._config import Timeout
+from ._endpoints import parsers
 from ._exceptions import InvalidRequestError
-from ._models import ChatCompletionResponse, CompletionResponse, EmbeddingResponse
 from ._validate import check_finite
 
-__all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress"]
-
-_PARSERS: dict[str, tuple[Callable[[dict[str, Any]], Any], str]] = {
-    "/chat/completions": (ChatCompletionResponse.from_dict, "chat completion"),
-    "/completions": (CompletionResponse.from_dict, "completion"),
-    "/embeddings": (EmbeddingResponse.from_dict, "embeddings"),
-}
+__all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress", "sync_batch",
+           "sync_batch_iter"]
 
 
 def _raw(obj: dict[str, Any]) -> dict[str, Any]:
@@ -43,19 +38,19 @@ class BatchRequest:
     what: str
     headers: dict[str, str] | None = None
     timeout: Timeout | None = None  # the builder's own .timeout(), else the client's
+    root: bool = False  # the path is at the server root
 
 
 def to_batch_request(item: Any) -> BatchRequest:
     """A builder or a ``{"url", "body"}`` dict as a ``BatchRequest`` (checked before anything is sent)."""
-    from ._builders import _Builder
+    from ._endpoints.base import _Builder
 
     if isinstance(item, BatchRequest):
         return item
     if isinstance(item, _Builder):
-        parse, what = _PARSERS.get(item._path, (_raw, item._path))
         body, headers, timeout = item._request_parts(False)
         check_finite(body)  # every request is checked before the first is sent
-        return BatchRequest(item._path, body, parse, what, headers, timeout)
+        return BatchRequest(item._path, body, item._parse, item._what, headers, timeout, item._root)
     if isinstance(item, dict):
         url = item.get("url")
         raw_body = item.get("body")
@@ -65,7 +60,7 @@ def to_batch_request(item: Any) -> BatchRequest:
         if not isinstance(raw_body, dict):
             raise InvalidRequestError(f"batch request for {url}: 'body' must be a JSON object")
         path = url[3:] if url.startswith("/v1/") else url
-        parse, what = _PARSERS.get(path, (_raw, path))
+        parse, what = parsers().get(path, (_raw, path))
         body = dict(raw_body)
         body.pop("stream", None)
         check_finite(body, f"batch request for {url}: body")
@@ -163,15 +158,12 @@ def _duration(seconds: float) -> str:
 
 
 async def _one(client: Any, req: BatchRequest) -> Any:
-    """Send one batch request with the client's retry policy; the response, or the exception it ended with."""
-    def flow() -> Any:
-        body = dict(req.body)
-        yield from client.model_flow(body)
-        prepared = client.prepare("POST", req.path, body, headers=req.headers, timeout=req.timeout)
-        return (yield from client.json_flow(prepared, req.parse, req.what))
-
+    """Send one batch request (the flow ``send()`` runs, with the client's retry policy); the
+    response, or the exception it ended with."""
+    flow = client.request_flow(req.path, dict(req.body), req.parse, req.what, headers=req.headers,
+                               timeout=req.timeout, root=req.root)
     try:
-        return await client._run(flow())
+        return await client._run(flow)
     except Exception as e:  # a VllmError, or whatever a custom transport raised: this item ends with it
         return e
 
@@ -217,3 +209,80 @@ async def run_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 
                                       max_requests_per_second=max_requests_per_second, progress=bar):
         results[i] = result
     return results
+
+
+# ---------------------------------------------------------------------------
+# VllmClient.batch(): the same engine on a private event loop in a worker thread
+
+
+def _async_twin(client: Any) -> Any:
+    """An ``AsyncVllmClient`` with a sync client's configuration, for its batch jobs."""
+    from ._async import AsyncVllmClient
+    from ._transports.mock import MockTransport
+
+    if client._custom_transport:  # never swap the user's transport (proxy, TLS, session) silently
+        raise InvalidRequestError(
+            "batch() runs on the async engine and cannot use this client's custom sync transport: "
+            "use AsyncVllmClient(transport=...).batch(...), or send() the requests in a loop")
+    shared = client._transport if isinstance(client._transport, MockTransport) else None
+    return client._clone(AsyncVllmClient, shared, owns=shared is None)
+
+
+def sync_batch(client: Any, requests: Iterable[Any], *, concurrency: int, progress: bool,
+               max_requests_per_second: float | None) -> list[Any]:
+    """``VllmClient.batch``: ``run_batch`` on a fresh event loop in a worker thread."""
+    from ._sync import run_in_thread
+
+    items = [to_batch_request(r) for r in requests]  # bad input fails here, before sending
+
+    async def main() -> list[Any]:
+        async with _async_twin(client) as twin:
+            return await run_batch(twin, items, concurrency=concurrency, progress=progress,
+                                   max_requests_per_second=max_requests_per_second)
+
+    results: list[Any] = run_in_thread(main)
+    return results
+
+
+def sync_batch_iter(client: Any, requests: Iterable[Any], *, concurrency: int, progress: bool,
+                    max_requests_per_second: float | None) -> Iterator[tuple[int, Any]]:
+    """``VllmClient.batch_iter``: ``iter_batch`` in a worker thread, handed over by a queue."""
+    import queue
+    import threading
+
+    items = [to_batch_request(r) for r in requests]
+    results: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    done = object()
+
+    async def main() -> None:
+        try:
+            async with _async_twin(client) as twin:
+                it = iter_batch(twin, items, concurrency=concurrency, progress=Progress(len(items), enabled=progress),
+                                max_requests_per_second=max_requests_per_second)
+                async for pair in it:
+                    results.put(pair)
+                    if stop.is_set():
+                        break
+                await it.aclose()  # type: ignore[attr-defined]
+        except BaseException as e:  # hand any failure to the consumer
+            results.put(e)
+        finally:
+            results.put(done)
+
+    def gen() -> Iterator[tuple[int, Any]]:
+        worker = threading.Thread(target=lambda: asyncio.run(main()), name="vllm_client-batch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = results.get()
+                if item is done:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join(timeout=30)
+
+    return gen()

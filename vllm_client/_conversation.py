@@ -1,26 +1,67 @@
 """Multi-turn conversations and the tool loop: pure state, shared by both clients.
 
-``ToolLoop`` decides what the next request is and which tool calls to run; the
-clients only send it and run the calls (a thread pool for sync, ``asyncio.gather``
-for async). ``ConversationState`` keeps the history as plain dicts and only
-commits a turn once its reply is complete.
+``ToolLoop`` decides what the next request is and which tool calls to run;
+``call_tool`` decides how one call runs (call it, await what it returns, format
+the result or the exception). The clients only send the requests and drive
+``call_tool`` on their own I/O (threads for sync, the event loop for async), at
+most ``MAX_PARALLEL_TOOLS`` at a time. ``ConversationState`` keeps the history as
+plain dicts and only commits a turn once its reply is complete; ``Conversation``
+and ``AsyncConversation`` are its two thin drivers.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Mapping
+import inspect
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import InvalidRequestError, ToolLoopError
-from ._models import ChatCompletionResponse
 
 if TYPE_CHECKING:
-    from ._builders import ChatBody
+    from ._endpoints.chat import (
+        AsyncChatCompletionBuilder,
+        ChatBody,
+        ChatCompletionBuilder,
+        ChatCompletionResponse,
+    )
+    from ._stream import AsyncChatStream, ChatStream
     from ._tools import ToolSet
 
 # A call to run: (tool_call_id, zero-argument callable or an "error: ..." string)
 PreparedCall = tuple[str, "Callable[[], Any] | str"]
+
+MAX_PARALLEL_TOOLS = 8  # tool calls of one round run at most this many at a time, on both clients
+
+
+def call_tool(call: Callable[[], Any] | str) -> Generator[Any, Any, str]:
+    """How one prepared tool call runs, for either client to drive.
+
+    Yields the zero-argument callable (the driver runs it: sync in a thread, async in
+    ``asyncio.to_thread``) and sends back its value; when that value is awaitable (an
+    async tool), yields it (the driver awaits it: async directly, sync on a fresh event
+    loop in a worker thread) and gets its result. Returns the tool message text: the
+    result formatted, or ``error: ...`` for an exception (thrown back in by the driver).
+    A str (an argument error found earlier) is the text already.
+    """
+    from ._tools import format_exception, format_result
+
+    if isinstance(call, str):
+        return call
+    try:
+        value = yield call
+        if inspect.isawaitable(value):
+            value = yield value
+        text: str = format_result(value)
+    except Exception as e:
+        text = format_exception(e)
+    return text
+
+
+def has_tools(builder: Any) -> bool:
+    """Whether a chat turn runs the tool loop (the builder has Python functions as tools)."""
+    toolset = builder._toolset
+    return toolset is not None and bool(toolset.functions)
 
 
 def clone_with_messages(builder: ChatBody, messages: list[dict[str, Any]]) -> Any:
@@ -172,8 +213,6 @@ class ConversationState:
 class ConversationBase:
     """What ``Conversation`` and ``AsyncConversation`` share: history, builder, undo/reset."""
 
-    _builder_class: Any = None  # the client's chat builder class
-
     def __init__(self, client: Any, state: ConversationState) -> None:
         self._client = client
         self._state = state
@@ -184,7 +223,7 @@ class ConversationBase:
         return self._state.messages
 
     def _new_builder(self) -> Any:
-        return self._builder_class(self._client)
+        return self._client.chat.completions().create()
 
     def builder(self) -> Any:
         """A builder with this conversation's model, defaults, tools and history, to tweak one turn:
@@ -220,3 +259,59 @@ class ConversationBase:
     def reset(self) -> None:
         """Back to just the system prompt."""
         self._state.reset()
+
+
+class Conversation(ConversationBase):
+    """A chat whose history (``messages``, plain dicts) grows one complete turn at a time.
+
+    A turn is committed only when its reply is complete: a failed or cut request
+    leaves the history as it was. When the conversation has Python tools, ``send``
+    runs them (the tool loop) and keeps every tool message in the history.
+    """
+
+    def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
+             builder: ChatCompletionBuilder | None = None, max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send a user turn and return the reply; both join the history once the reply is complete."""
+        user, b = self._turn(text, tools, builder)
+        response: ChatCompletionResponse
+        loop: ToolLoop | None
+        if has_tools(b):
+            response, loop = b._tool_loop(max_rounds)
+        else:
+            response, loop = b.send(), None
+        self._commit_loop(user, response, loop)
+        return response
+
+    def stream(self, text: str | list[Any] | dict[str, Any], *,
+               builder: ChatCompletionBuilder | None = None) -> ChatStream[ChatCompletionResponse]:
+        """Stream a user turn; the turn joins the history when the stream finishes well."""
+        user, b = self._turn(text, None, builder)
+        stream: ChatStream[ChatCompletionResponse] = b.send_stream()
+        stream.on_complete = self._commit_stream(user)
+        return stream
+
+
+class AsyncConversation(ConversationBase):
+    """The async twin of ``Conversation``: ``await send(...)``, ``await stream(...)``."""
+
+    async def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
+                   builder: AsyncChatCompletionBuilder | None = None,
+                   max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send a user turn; it and the reply join the history once the reply is complete."""
+        user, b = self._turn(text, tools, builder)
+        response: ChatCompletionResponse
+        loop: ToolLoop | None
+        if has_tools(b):
+            response, loop = await b._tool_loop(max_rounds)
+        else:
+            response, loop = await b.send(), None
+        self._commit_loop(user, response, loop)
+        return response
+
+    async def stream(self, text: str | list[Any] | dict[str, Any], *,
+                     builder: AsyncChatCompletionBuilder | None = None) -> AsyncChatStream[ChatCompletionResponse]:
+        """Stream a user turn; the turn joins the history when the stream finishes well."""
+        user, b = self._turn(text, None, builder)
+        stream: AsyncChatStream[ChatCompletionResponse] = await b.send_stream()
+        stream.on_complete = self._commit_stream(user)
+        return stream

@@ -5,16 +5,16 @@ A *flow* is a generator that decides everything and does no I/O. It yields
 throws the ``APIConnectionError`` in) or a ``float`` (the driver sleeps that
 long), and finally returns its result. ``VllmClient`` and ``AsyncVllmClient``
 each have one small driver loop (``_run``) that runs flows. What the flows need
-beside this module is pure too: builders (``_builders``), parsing (``_models``,
-``_stream``), retry decisions (``_retry``), replicas (``_replicas``), errors
-(``_exceptions``); the transports (``_transport``, ``_async``) do the I/O.
+beside this module is pure too: endpoints' builders and response types
+(``_endpoints/``), shared types (``_types``), streams (``_stream``), retry
+decisions (``_retry``), replicas (``_replicas``), errors (``_exceptions``); the
+transports (``_transports/``) do the I/O.
 """
-
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -28,21 +28,31 @@ from ._config import (
     split_credentials,
     to_timeout,
 )
+from ._endpoints.server import models_flow
 from ._exceptions import (
     APIConnectionError,
     InvalidRequestError,
     error_from_response,
     load_json_object,
 )
-from ._models import Model
 from ._replicas import Replica, ReplicaSet
 from ._retry import decide
-from ._transport import PreparedRequest, Response
+from ._transports.base import PreparedRequest, Response
 from ._urls import redact_url, server_root
 from ._validate import check_finite, integer
 
 T = TypeVar("T")
 Flow = Generator["PreparedRequest | float", Any, T]
+
+
+class _Sendable(Protocol):
+    """What the core needs from a builder: its route and the parts of its request."""
+
+    _path: str
+    _root: bool
+
+    def _request_parts(self, stream: bool) -> tuple[dict[str, Any], dict[str, str] | None, Timeout | None]: ...
+
 
 _UNSET: Any = object()
 
@@ -107,6 +117,25 @@ class ClientCore:
             "default_headers": headers,
             "default_model": self.default_model,
         }
+
+    def _use_transport(self, transport: Any, default: Callable[[], Any]) -> Any:
+        """The transport to use (the given one, else a new ``default()``, which this client owns)."""
+        from ._transports.mock import MockTransport
+
+        self._owns_transport = True  # a copy made by with_options() shares it and does not close it
+        # The user's own transport (proxies, TLS, a session): batch() never swaps it silently.
+        self._custom_transport = transport is not None and not isinstance(transport, MockTransport)
+        return transport if transport is not None else default()
+
+    def _clone(self, cls: Callable[..., Any], transport: Any, *, owns: bool, timeout: Any = _UNSET,
+               max_retries: Any = _UNSET, default_headers: Any = _UNSET) -> Any:
+        """A client of class ``cls`` with this one's configuration (some options changed) over
+        ``transport`` (None: its own new one): ``with_options()`` copies and batch()'s async twin."""
+        copy = cls(**self._options(timeout, max_retries, default_headers), transport=transport)
+        copy._resolved_model = self._resolved_model
+        copy._custom_transport = self._custom_transport
+        copy._owns_transport = owns
+        return copy
 
     def _repr(self) -> str:
         key = ", api_key=***" if self._api_key else ""
@@ -214,18 +243,6 @@ class ClientCore:
         obj = load_json_object(response.body, what=what, url=request.url, status=response.status)
         return parse(obj)
 
-    def models_flow(self) -> Flow[list[Model]]:
-        """``GET /models`` as a list of ``Model``."""
-        def parse(obj: dict[str, Any]) -> list[Model]:
-            data = obj.get("data")
-            if not isinstance(data, list):
-                from ._exceptions import ResponseDecodeError
-
-                raise ResponseDecodeError("models: expected a 'data' list", body=obj)
-            return [Model.from_dict(m) for m in data]
-
-        return (yield from self.json_flow(self.prepare("GET", "/models"), parse, "models"))
-
     def model_flow(self, body: dict[str, Any]) -> Flow[None]:
         """Fill in ``body["model"]`` when the builder set none: the client's default_model,
         else the one model the server serves (asked once, then remembered)."""
@@ -235,7 +252,7 @@ class ClientCore:
             body["model"] = self.default_model
             return
         if self._resolved_model is None:
-            models = yield from self.models_flow()
+            models = yield from models_flow(self)
             ids = [m.id for m in models if m.id]
             if len(ids) != 1:
                 served = ", ".join(ids) if ids else "none"
@@ -249,73 +266,30 @@ class ClientCore:
 
     # -- endpoint flows (shared by both clients) -----------------------------
 
-    def builder_flow(self, builder: Any, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
-        """Send a builder's request (not streamed) and parse the answer."""
-        body, headers, timeout = builder._request_parts(False)
+    def request_flow(self, path: str, body: dict[str, Any], parse: Callable[[dict[str, Any]], T], what: str, *,
+                     headers: Mapping[str, str] | None = None, timeout: Timeout | None = None,
+                     root: bool = False) -> Flow[T]:
+        """POST a JSON body (the model filled in when it has none) and parse the answer with
+        ``parse``: what ``send()`` runs, and each item of ``batch()``."""
         if "model" not in body:  # (checked here too: saves a generator per request)
             yield from self.model_flow(body)
-        req = self.prepare("POST", builder._path, body, headers=headers, timeout=timeout)
+        req = self.prepare("POST", path, body, headers=headers, timeout=timeout, root=root)
         return (yield from self.json_flow(req, parse, what))
 
-    def stream_flow(self, builder: Any) -> Flow[tuple[Response, str]]:
+    def builder_flow(self, builder: _Sendable, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
+        """Send a builder's request (not streamed) and parse the answer."""
+        body, headers, timeout = builder._request_parts(False)
+        return (yield from self.request_flow(builder._path, body, parse, what, headers=headers, timeout=timeout,
+                                             root=builder._root))
+
+    def stream_flow(self, builder: _Sendable) -> Flow[tuple[Response, str]]:
         """Open a builder's stream (retried only until the server answers); return the open Response."""
         body, headers, timeout = builder._request_parts(True)
         yield from self.model_flow(body)
-        req = self.prepare("POST", builder._path, body, stream=True, headers=headers, timeout=timeout)
+        req = self.prepare("POST", builder._path, body, stream=True, headers=headers, timeout=timeout,
+                           root=builder._root)
         response = yield from self.send_flow(req)
         return response, redact_url(req.url)
-
-    def health_flow(self, timeout: float) -> Flow[bool]:
-        """``GET /health`` at the server root: True on 200, False otherwise (never raises)."""
-        req = self.prepare("GET", "/health", root=True, timeout=Timeout(connect=timeout, read=timeout))
-        try:
-            response: Response = yield req
-        except APIConnectionError:
-            return False
-        return response.status == 200
-
-    def version_flow(self) -> Flow[str]:
-        """``GET /version`` at the server root."""
-        def parse(obj: dict[str, Any]) -> str:
-            return str(obj.get("version", ""))
-
-        return (yield from self.json_flow(self.prepare("GET", "/version", root=True), parse, "version"))
-
-    def tokenize_flow(self, text_or_messages: Any, model: str | None, add_special_tokens: bool | None,
-                      extra: Mapping[str, Any] | None) -> Flow[Any]:
-        """``POST /tokenize`` at the server root, with a prompt or chat messages."""
-        from ._models import TokenizeResult
-        from ._validate import messages as check_messages
-
-        body: dict[str, Any] = {}
-        if model is not None:
-            body["model"] = model
-        if isinstance(text_or_messages, str):
-            body["prompt"] = text_or_messages
-        elif isinstance(text_or_messages, list):
-            body["messages"] = check_messages("tokenize", text_or_messages)
-        else:
-            raise InvalidRequestError(f"tokenize({text_or_messages!r:.60}): expected text or a list of messages")
-        if add_special_tokens is not None:
-            body["add_special_tokens"] = bool(add_special_tokens)
-        if extra:
-            body.update(extra)
-        req = self.prepare("POST", "/tokenize", body, root=True)
-        return (yield from self.json_flow(req, TokenizeResult.from_dict, "tokenize"))
-
-    def detokenize_flow(self, tokens: Any, model: str | None) -> Flow[str]:
-        """``POST /detokenize`` at the server root."""
-        from ._validate import int_list
-
-        body: dict[str, Any] = {"tokens": int_list("detokenize", tokens)}
-        if model is not None:
-            body["model"] = model
-
-        def parse(obj: dict[str, Any]) -> str:
-            prompt = obj.get("prompt")
-            return prompt if isinstance(prompt, str) else ""
-
-        return (yield from self.json_flow(self.prepare("POST", "/detokenize", body, root=True), parse, "detokenize"))
 
 
 def _release_on_close(response: Response, replicas: ReplicaSet, replica: Replica) -> None:

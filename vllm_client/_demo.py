@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from ._cli import Printer
+from ._printer import Printer
 
 
 def get_weather(city: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -25,9 +25,9 @@ from ._exceptions import (
     StreamTimeoutError,
     parse_error_object,
 )
-from ._models import (
-    ChatCompletionResponse,
-    CompletionResponse,
+from ._sse import SSEDecoder, SSEEvent
+from ._transports.base import Response
+from ._types import (
     ContentDelta,
     Done,
     ReasoningDelta,
@@ -40,10 +40,10 @@ from ._models import (
     UsageEvent,
     split_content,
 )
-from ._sse import SSEDecoder, SSEEvent
-from ._transport import Response
 
 __all__ = ["StreamAccumulator", "ChatStream", "AsyncChatStream"]
+
+R = TypeVar("R")  # the response type a stream accumulates into
 
 _DONE = b"[DONE]"
 _loads = orjson.loads
@@ -90,14 +90,23 @@ class _Choice:
         return msg
 
 
-class StreamAccumulator:
+class StreamAccumulator(Generic[R]):
     """Turns the bytes of an SSE chat (or legacy completions) stream into typed events
     and the accumulated response. Pure: ``feed(bytes)`` and ``finish()`` return events
-    or raise ``StreamError`` with ``.partial``."""
+    or raise ``StreamError`` with ``.partial``.
 
-    def __init__(self, *, chat: bool = True, url: str | None = None) -> None:
+    ``parse`` makes the response from the accumulated body (the endpoint's
+    ``from_dict``); by default a ``ChatCompletionResponse`` (chat) or a
+    ``CompletionResponse`` (``chat=False``).
+    """
+
+    def __init__(self, *, chat: bool = True, url: str | None = None,
+                 parse: Callable[[dict[str, Any]], R] | None = None) -> None:
         self.chat = chat
         self.url = url
+        if parse is None:
+            parse = _default_parse(chat)
+        self._parse: Callable[[dict[str, Any]], R] = parse
         self._sse = SSEDecoder()
         self._choices: dict[int, _Choice] = {}
         self._meta: dict[str, Any] = {"id": None, "object": None, "created": None, "model": None}
@@ -373,7 +382,7 @@ class StreamAccumulator:
             if st.tools and not st.done_tools:
                 st.done_tools = True
                 out.extend(ToolCallComplete(st.index, tc) for tc in st.tool_calls())
-        response = self.response()
+        response: Any = self.response()
         self._final = response
         if response.usage is not None:
             out.append(UsageEvent(response.usage))
@@ -413,12 +422,12 @@ class StreamAccumulator:
         raw.update(self._extras)
         return raw
 
-    def response(self) -> Any:
+    def response(self) -> R:
         """The response accumulated so far (``ChatCompletionResponse`` or ``CompletionResponse``)."""
         if self._final is not None:
-            return self._final
-        raw = self.raw()
-        return ChatCompletionResponse.from_dict(raw) if self.chat else CompletionResponse.from_dict(raw)
+            final: R = self._final
+            return final
+        return self._parse(self.raw())
 
     def _error(self, message: str, **kw: Any) -> StreamError:
         return StreamError(message, partial=self.response(), **kw)
@@ -441,15 +450,25 @@ class StreamAccumulator:
         return self._error(f"stream cut: {exc}")
 
 
+def _default_parse(chat: bool) -> Any:
+    if chat:
+        from ._endpoints.chat import ChatCompletionResponse
+
+        return ChatCompletionResponse.from_dict
+    from ._endpoints.completions import CompletionResponse
+
+    return CompletionResponse.from_dict
+
+
 def _preview(data: bytes) -> str:
     text = data[:120].decode("utf-8", "replace")
     return repr(text + ("..." if len(data) > 120 else ""))
 
 
-class _StreamBase:
+class _StreamBase(Generic[R]):
     """What ChatStream and AsyncChatStream share."""
 
-    def __init__(self, response: Response, accumulator: StreamAccumulator) -> None:
+    def __init__(self, response: Response, accumulator: StreamAccumulator[R]) -> None:
         self.response_headers = response.headers
         self.status_code = response.status
         self._response = response
@@ -457,26 +476,26 @@ class _StreamBase:
         self._closed = False
         # Called with the final response once the stream finished well, before the
         # closing events are yielded (a conversation commits its turn here).
-        self.on_complete: Callable[[Any], None] | None = None
+        self.on_complete: Callable[[R], None] | None = None
 
     @property
     def server_events(self) -> list[ServerEvent]:
         """Named events that were not chat chunks (e.g. FastGPT ``flowResponses``)."""
         return self._acc.server_events
 
-    def partial(self) -> Any:
+    def partial(self) -> R:
         """What has been accumulated so far."""
         return self._acc.response()
 
 
-class ChatStream(_StreamBase):
+class ChatStream(_StreamBase[R]):
     """An iterator of typed stream events, and a context manager that closes the connection.
 
     Events: ``ReasoningDelta``, ``ContentDelta``, ``RefusalDelta``, ``ToolCallDelta``,
     ``ToolCallComplete``, ``ServerEvent``, ``UsageEvent``, and ``Done`` last.
     """
 
-    def __init__(self, response: Response, accumulator: StreamAccumulator) -> None:
+    def __init__(self, response: Response, accumulator: StreamAccumulator[R]) -> None:
         super().__init__(response, accumulator)
         self._it = self._events()
 
@@ -511,7 +530,7 @@ class ChatStream(_StreamBase):
 
     text = text_stream
 
-    def final_response(self) -> Any:
+    def final_response(self) -> R:
         """Consume the rest of the stream; return the accumulated response."""
         for _ in self._it:
             pass
@@ -523,7 +542,7 @@ class ChatStream(_StreamBase):
             self._closed = True
             self._response.close()
 
-    def __enter__(self) -> ChatStream:
+    def __enter__(self) -> ChatStream[R]:
         return self
 
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
@@ -531,10 +550,10 @@ class ChatStream(_StreamBase):
         self._it.close()
 
 
-class AsyncChatStream(_StreamBase):
+class AsyncChatStream(_StreamBase[R]):
     """The async twin of ``ChatStream``: ``async for``, ``async with``, ``await final_response()``."""
 
-    def __init__(self, response: Response, accumulator: StreamAccumulator) -> None:
+    def __init__(self, response: Response, accumulator: StreamAccumulator[R]) -> None:
         super().__init__(response, accumulator)
         self._it = self._events()
 
@@ -570,7 +589,7 @@ class AsyncChatStream(_StreamBase):
 
     text = text_stream
 
-    async def final_response(self) -> Any:
+    async def final_response(self) -> R:
         """Consume the rest of the stream; return the accumulated response."""
         async for _ in self._it:
             pass
@@ -584,7 +603,7 @@ class AsyncChatStream(_StreamBase):
             if inspect.isawaitable(r):
                 await r
 
-    async def __aenter__(self) -> AsyncChatStream:
+    async def __aenter__(self) -> AsyncChatStream[R]:
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,

@@ -1,9 +1,10 @@
-"""``VllmClient``: the synchronous client. The only sync I/O is the driver loop ``_run``."""
+"""``VllmClient``: the synchronous client. Its only I/O is the driver loop ``_run`` (requests
+and sleeps) and the tool runner ``_run_tools`` (threads); everything else is shared code."""
 
 from __future__ import annotations
 
+import functools
 import inspect
-import queue
 import threading
 import time
 import warnings
@@ -11,49 +12,53 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from ._builders import ChatBody, CompletionBody, EmbeddingBody
 from ._config import TimeoutTypes
-from ._conversation import ConversationBase, ConversationState, PreparedCall, ToolLoop
+from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
-from ._exceptions import APIConnectionError
-from ._models import (
-    ChatCompletionResponse,
-    CompletionResponse,
-    EmbeddingResponse,
+from ._endpoints.base import Creator
+from ._endpoints.chat import Chat
+from ._endpoints.completions import CompletionBuilder
+from ._endpoints.embeddings import EmbeddingBuilder
+from ._endpoints.server import (
     Model,
-    StreamEvent,
     TokenizeResult,
+    detokenize_flow,
+    health_flow,
+    models_flow,
+    tokenize_flow,
+    version_flow,
 )
-from ._stream import ChatStream, StreamAccumulator
-from ._transport import MockTransport, RequestsTransport, SyncTransport
+from ._exceptions import APIConnectionError
+from ._transports import RequestsTransport, SyncTransport
 
-__all__ = ["VllmClient", "ChatCompletionBuilder", "CompletionBuilder", "EmbeddingBuilder", "Conversation"]
+__all__ = ["VllmClient"]
 
 
-def run_call(call: Callable[[], Any] | str) -> str:
-    """Run one prepared tool call in this thread; its result (or error) as the tool message text."""
-    from ._tools import format_exception, format_result
-
-    if isinstance(call, str):
-        return call
-    try:
-        value = call()
-        if inspect.isawaitable(value):  # an async tool under the sync client
-            # Awaited on a fresh loop in a worker thread: works also where this thread already
-            # runs an event loop (a Jupyter cell, a FastAPI handler), where asyncio.run() cannot.
-            awaitable = value
-            value = _run_in_thread(lambda: _await(awaitable))
-        text: str = format_result(value)
-    except Exception as e:
-        text = format_exception(e)
-    return text
+def run_tool(call: Callable[[], Any] | str) -> str:
+    """Run one prepared tool call in this thread (``call_tool`` driven with blocking I/O): an
+    async tool's awaitable runs on a fresh event loop in a worker thread, which works also
+    where this thread already runs a loop (a Jupyter cell, a FastAPI handler)."""
+    flow = call_tool(call)
+    value: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            text: str = stop.value
+            return text
+        value = error = None
+        try:
+            value = run_in_thread(functools.partial(_await, step)) if inspect.isawaitable(step) else step()
+        except Exception as e:
+            error = e
 
 
 async def _await(aw: Any) -> Any:
     return await aw
 
 
-def _run_in_thread(main: Callable[[], Any]) -> Any:
+def run_in_thread(main: Callable[[], Any]) -> Any:
     """Run a coroutine function on a fresh event loop in a worker thread (safe even when the
     caller's thread already runs a loop); return its result or raise its exception."""
     import asyncio
@@ -75,175 +80,12 @@ def _run_in_thread(main: Callable[[], Any]) -> Any:
     return value
 
 
-class ChatCompletionBuilder(ChatBody):
-    """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
-
-    _client: VllmClient
-
-    def send(self) -> ChatCompletionResponse:
-        """Send and return the whole response (a ``.stream(True)`` request is streamed and accumulated)."""
-        if self._streams():
-            result: ChatCompletionResponse = self.send_stream().final_response()
-            return result
-        c = self._client
-        return c._run(c.builder_flow(self, ChatCompletionResponse.from_dict, "chat completion"))
-
-    def send_stream(self) -> ChatStream:
-        """Send with ``stream: true``; iterate the returned ``ChatStream`` for typed events."""
-        c = self._client
-        response, url = c._run(c.stream_flow(self))
-        return ChatStream(response, StreamAccumulator(chat=True, url=url))
-
-    def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
-        """Send, run the Python tools the model asks for (in parallel), send the results back,
-        and repeat until the model answers without tool calls; return that final response.
-
-        Bad arguments, unknown tools and exceptions in a tool go back to the model as
-        ``error: ...``; still asking for tools after ``max_rounds`` raises ``ToolLoopError``.
-        """
-        return self._tool_loop(max_rounds)[0]
-
-    def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
-        loop = ToolLoop(self, self._toolset, max_rounds)
-        while True:
-            response = loop.next_builder().send()
-            calls = loop.after(response)
-            if calls is None:
-                return response, loop
-            loop.add_results(self._client._execute_tools(calls))
-
-    def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
-        loop = ToolLoop(self, self._toolset, max_rounds)
-        while True:
-            with loop.next_builder().send_stream() as stream:
-                yield from stream
-                response = stream.final_response()
-            calls = loop.after(response)
-            if calls is None:
-                return
-            loop.add_results(self._client._execute_tools(calls))
-
-
-class CompletionBuilder(CompletionBody):
-    """Builds one legacy text completion request."""
-
-    _client: VllmClient
-
-    def send(self) -> CompletionResponse:
-        """Send and return the whole response."""
-        if self._streams():
-            result: CompletionResponse = self.send_stream().final_response()
-            return result
-        c = self._client
-        return c._run(c.builder_flow(self, CompletionResponse.from_dict, "completion"))
-
-    def send_stream(self) -> ChatStream:
-        """Stream: ``ContentDelta`` events, ``UsageEvent``, then ``Done`` with a ``CompletionResponse``."""
-        c = self._client
-        response, url = c._run(c.stream_flow(self))
-        return ChatStream(response, StreamAccumulator(chat=False, url=url))
-
-
-class EmbeddingBuilder(EmbeddingBody):
-    """Builds one embeddings request."""
-
-    _client: VllmClient
-
-    def send(self) -> EmbeddingResponse:
-        """Send and return the embeddings."""
-        c = self._client
-        return c._run(c.builder_flow(self, EmbeddingResponse.from_dict, "embeddings"))
-
-
-class _Creator:
-    def __init__(self, client: VllmClient) -> None:
-        self._client = client
-
-
-class ChatCompletions(_Creator):
-    """``client.chat.completions()``."""
-
-    def create(self) -> ChatCompletionBuilder:
-        """A new chat completion builder."""
-        return ChatCompletionBuilder(self._client)
-
-
-class Completions(_Creator):
-    """``client.completions()``."""
-
-    def create(self) -> CompletionBuilder:
-        """A new legacy completion builder."""
-        return CompletionBuilder(self._client)
-
-
-class Embeddings(_Creator):
-    """``client.embeddings()``."""
-
-    def create(self) -> EmbeddingBuilder:
-        """A new embeddings builder."""
-        return EmbeddingBuilder(self._client)
-
-
-class Chat:
-    """``client.chat``: chat completions (and conversations)."""
-
-    def __init__(self, client: VllmClient) -> None:
-        self._client = client
-        self._completions = ChatCompletions(client)  # stateless: one is enough
-
-    def completions(self) -> ChatCompletions:
-        """The chat completions endpoint: ``.create()`` gives a builder."""
-        return self._completions
-
-    def conversation(self, model: str | None = None, system: str | None = None, *,
-                     messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
-                     keep_reasoning: bool = False, **defaults: Any) -> Conversation:
-        """A multi-turn conversation; ``defaults`` are builder setters applied to every turn
-        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history."""
-        return Conversation(self._client, ConversationState(
-            model=model, system=system, messages=messages, tools=tools,
-            keep_reasoning=keep_reasoning, defaults=defaults))
-
-
-class Conversation(ConversationBase):
-    """A chat whose history (``messages``, plain dicts) grows one complete turn at a time.
-
-    A turn is committed only when its reply is complete: a failed or cut request
-    leaves the history as it was. When the conversation has Python tools, ``send``
-    runs them (the tool loop) and keeps every tool message in the history.
-    """
-
-    _builder_class = ChatCompletionBuilder
-
-    def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
-             builder: ChatCompletionBuilder | None = None, max_rounds: int = 8) -> ChatCompletionResponse:
-        """Send a user turn and return the reply; both join the history once the reply is complete."""
-        user, b = self._turn(text, tools, builder)
-        response: ChatCompletionResponse
-        loop: ToolLoop | None
-        if b._toolset is not None and b._toolset.functions:
-            response, loop = b._tool_loop(max_rounds)
-        else:
-            response, loop = b.send(), None
-        self._commit_loop(user, response, loop)
-        return response
-
-    def stream(self, text: str | list[Any] | dict[str, Any], *,
-               builder: ChatCompletionBuilder | None = None) -> ChatStream:
-        """Stream a user turn; the turn joins the history when the stream finishes well."""
-        user, b = self._turn(text, None, builder)
-        stream: ChatStream = b.send_stream()
-        stream.on_complete = self._commit_stream(user)
-        return stream
-
-
 class VllmClient(ClientCore):
     """A synchronous client for vLLM and OpenAI-compatible servers.
 
     ``VllmClient(base_url=None, *, api_key=None, timeout=None, max_retries=2,
-    default_headers=None, default_model=None)``; base URL from the argument,
-    ``$VLLM_BASE_URL``, ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``.
+    default_headers=None, default_model=None, transport=None)``; base URL from the
+    argument, ``$VLLM_BASE_URL``, ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``.
     Thread-safe; use it as a context manager or call ``close()``.
     """
 
@@ -260,9 +102,7 @@ class VllmClient(ClientCore):
     ) -> None:
         super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
                          default_headers=default_headers, default_model=default_model)
-        self._owns_transport = True  # a copy made by with_options() shares it and does not close it
-        self._custom_transport = transport is not None and not isinstance(transport, MockTransport)
-        self._transport: SyncTransport = transport if transport is not None else RequestsTransport()
+        self._transport: SyncTransport = self._use_transport(transport, RequestsTransport)
         self._closed = False
         self.chat = Chat(self)
 
@@ -276,7 +116,7 @@ class VllmClient(ClientCore):
         send = self._transport.send
         value: Any = None
         error: APIConnectionError | None = None
-        while True:
+        while True:  # (the async twin, AsyncVllmClient._run, is this loop with awaits)
             try:
                 step = flow.send(value) if error is None else flow.throw(error)
             except StopIteration as stop:
@@ -291,31 +131,17 @@ class VllmClient(ClientCore):
             except APIConnectionError as e:
                 error = e
 
-    def _execute_tools(self, calls: list[PreparedCall]) -> list[str]:
-        """Run one round of tool calls, in parallel threads when there are several."""
+    def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
+        """Run one round of tool calls: one inline, several in a pool of threads."""
         if len(calls) == 1:
-            return [run_call(calls[0][1])]
+            return [run_tool(calls[0][1])]
         from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=min(8, len(calls)), thread_name_prefix="vllm_client-tool") as ex:
-            return list(ex.map(run_call, [c for _, c in calls]))
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TOOLS, len(calls)),
+                                thread_name_prefix="vllm_client-tool") as ex:
+            return list(ex.map(run_tool, [c for _, c in calls]))
 
     # -- batch jobs ------------------------------------------------------------
-
-    def _async_twin(self) -> Any:
-        from ._async import AsyncVllmClient
-        from ._exceptions import InvalidRequestError
-
-        if self._custom_transport:  # never swap the user's transport (proxy, TLS, session) silently
-            raise InvalidRequestError(
-                "batch() runs on the async engine and cannot use this client's custom sync transport: "
-                "use AsyncVllmClient(transport=...).batch(...), or send() the requests in a loop")
-
-        shared = self._transport if isinstance(self._transport, MockTransport) else None
-        twin = AsyncVllmClient(**self._options(_UNSET, _UNSET, _UNSET), transport=shared)
-        twin._resolved_model = self._resolved_model
-        twin._owns_transport = shared is None
-        return twin
 
     def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
               max_requests_per_second: float | None = None) -> list[Any]:
@@ -325,84 +151,44 @@ class VllmClient(ClientCore):
         Returns the results in input order: each a response, or the ``VllmError`` that
         request ended with (one failure loses nothing else). Retries follow the client's policy.
         """
-        from ._batch import run_batch, to_batch_request
+        from ._batch import sync_batch
 
-        items = [to_batch_request(r) for r in requests]  # bad input fails here, before sending
-
-        async def main() -> list[Any]:
-            async with self._async_twin() as twin:
-                return await run_batch(twin, items, concurrency=concurrency, progress=progress,
-                                       max_requests_per_second=max_requests_per_second)
-
-        results: list[Any] = _run_in_thread(main)
-        return results
+        return sync_batch(self, requests, concurrency=concurrency, progress=progress,
+                          max_requests_per_second=max_requests_per_second)
 
     def batch_iter(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = False,
                    max_requests_per_second: float | None = None) -> Iterator[tuple[int, Any]]:
         """Like ``batch`` but yields ``(position, result)`` in completion order as they finish.
         Stopping early cancels what has not finished."""
-        import asyncio
+        from ._batch import sync_batch_iter
 
-        from ._batch import Progress, iter_batch, to_batch_request
-
-        items = [to_batch_request(r) for r in requests]
-        results: queue.Queue[Any] = queue.Queue()
-        stop = threading.Event()
-        done = object()
-
-        async def main() -> None:
-            try:
-                async with self._async_twin() as twin:
-                    it = iter_batch(twin, items, concurrency=concurrency, progress=Progress(len(items), enabled=progress),
-                                    max_requests_per_second=max_requests_per_second)
-                    async for pair in it:
-                        results.put(pair)
-                        if stop.is_set():
-                            break
-                    await it.aclose()  # type: ignore[attr-defined]
-            except BaseException as e:  # hand any failure to the consumer
-                results.put(e)
-            finally:
-                results.put(done)
-
-        worker = threading.Thread(target=lambda: asyncio.run(main()), name="vllm_client-batch", daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = results.get()
-                if item is done:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            worker.join(timeout=30)
+        return sync_batch_iter(self, requests, concurrency=concurrency, progress=progress,
+                               max_requests_per_second=max_requests_per_second)
 
     # -- endpoints -----------------------------------------------------------
 
-    def completions(self) -> Completions:
+    def completions(self) -> Creator[CompletionBuilder]:
         """Legacy text completions: ``client.completions().create().prompt(...).send()``."""
-        return Completions(self)
+        return Creator(self, CompletionBuilder)
 
-    def embeddings(self) -> Embeddings:
+    def embeddings(self) -> Creator[EmbeddingBuilder]:
         """Embeddings: ``client.embeddings().create().input(...).send()``."""
-        return Embeddings(self)
+        return Creator(self, EmbeddingBuilder)
 
     def models(self) -> list[Model]:
         """The models the server serves (``GET /models``)."""
-        return self._run(self.models_flow())
+        return self._run(models_flow(self))
 
     def health(self, timeout: float = 5.0) -> bool:
         """True when the server's ``/health`` answers 200; False otherwise. Never raises."""
         try:
-            return self._run(self.health_flow(timeout))
+            return self._run(health_flow(self, timeout))
         except Exception:
             return False
 
     def version(self) -> str:
         """The vLLM version (``GET /version`` at the server root)."""
-        return self._run(self.version_flow())
+        return self._run(version_flow(self))
 
     def tokenize(self, text_or_messages: str | list[dict[str, Any]], model: str | None = None, *,
                  add_special_tokens: bool | None = None) -> list[int]:
@@ -413,22 +199,19 @@ class VllmClient(ClientCore):
                         add_special_tokens: bool | None = None,
                         extra: Mapping[str, Any] | None = None) -> TokenizeResult:
         """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
-        result: TokenizeResult = self._run(self.tokenize_flow(text_or_messages, model, add_special_tokens, extra))
-        return result
+        return self._run(tokenize_flow(self, text_or_messages, model, add_special_tokens, extra))
 
     def detokenize(self, tokens: list[int], model: str | None = None) -> str:
         """The text of token ids."""
-        return self._run(self.detokenize_flow(tokens, model))
+        return self._run(detokenize_flow(self, tokens, model))
 
     # -- lifecycle -----------------------------------------------------------
 
     def with_options(self, *, timeout: Any = _UNSET, max_retries: Any = _UNSET,
                      default_headers: Any = _UNSET) -> VllmClient:
         """A copy with some options changed, sharing this client's connection pool."""
-        copy = VllmClient(**self._options(timeout, max_retries, default_headers), transport=self._transport)
-        copy._custom_transport = self._custom_transport
-        copy._resolved_model = self._resolved_model
-        copy._owns_transport = False
+        copy: VllmClient = self._clone(VllmClient, self._transport, owns=False, timeout=timeout,
+                                       max_retries=max_retries, default_headers=default_headers)
         return copy
 
     def close(self) -> None:

@@ -315,7 +315,7 @@ async def test_cancelling_a_waiting_request_is_a_cancellation_not_a_timeout() ->
 async def test_waiting_for_a_pooled_connection_is_not_a_connect_timeout() -> None:
     # a batch bigger than the connection pool waits for free connections for longer than
     # the connect timeout; only connecting itself is limited by it
-    from vllm_client._async import AiohttpTransport
+    from vllm_client import AiohttpTransport
 
     def slow_ok(conn: Conn) -> None:
         while conn.read_request() is not None:

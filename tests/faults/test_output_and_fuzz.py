@@ -21,7 +21,7 @@ from vllm_client import (
     VllmError,
 )
 from vllm_client._exceptions import error_from_response, load_json_object
-from vllm_client._models import ChatCompletionResponse
+from vllm_client import ChatCompletionResponse
 from vllm_client._sse import SSEDecoder
 from vllm_client._stream import StreamAccumulator
 

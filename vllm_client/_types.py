@@ -1,16 +1,16 @@
-"""Responses, tool calls, usage and stream events, parsed from dicts: the small ones are slotted
-dataclasses; completions wrap their ``raw`` dict and read fields when first asked for.
+"""Response types every endpoint shares: usage, tool calls, the completion base, stream events.
 
-Parsing is defensive: whatever JSON a server sends, either a typed object comes
-out or a ``ResponseDecodeError`` that keeps the body, never an AttributeError or
-KeyError from inside the SDK.
+Response objects parse defensively: whatever JSON a server sends, either a typed object
+comes out or a ``ResponseDecodeError`` that keeps the body, never an AttributeError or
+KeyError from inside the SDK. The small ones are slotted dataclasses; completions wrap
+their ``raw`` dict and read fields when first asked for. An endpoint's own response
+types live in its module under ``_endpoints/``.
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import orjson
 
@@ -19,13 +19,7 @@ from ._exceptions import ResponseDecodeError
 __all__ = [
     "Usage",
     "ToolCall",
-    "Choice",
-    "ChatCompletionResponse",
-    "CompletionChoice",
-    "CompletionResponse",
-    "Model",
-    "EmbeddingResponse",
-    "TokenizeResult",
+    "split_content",
     "ReasoningDelta",
     "ContentDelta",
     "RefusalDelta",
@@ -52,6 +46,7 @@ def _dict(v: Any) -> dict[str, Any]:
 
 def _list(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
+
 
 
 @dataclass(slots=True)
@@ -171,62 +166,6 @@ def split_content(content: Any) -> tuple[str | None, str | None]:
     return "".join(text), ("".join(thinking) if thinking else None)
 
 
-@dataclass(slots=True)
-class Choice:
-    """One choice of a chat completion (one per ``n``)."""
-
-    index: int
-    content: str | None
-    reasoning_content: str | None
-    tool_calls: list[ToolCall]
-    finish_reason: str | None
-    refusal: str | None = None
-    logprobs: Any = None
-    stop_reason: Any = None
-    message: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, d: Any, position: int = 0) -> Choice:
-        """Parse a choice of a ``chat.completion`` body."""
-        d = _dict(d)
-        get = d.get
-        msg = _dict(get("message"))
-        mget = msg.get
-        content = mget("content")
-        part_reasoning = None
-        if content is not None and content.__class__ is not str:
-            content, part_reasoning = split_content(content)
-        reasoning = mget("reasoning_content")
-        if reasoning is None:
-            reasoning = mget("reasoning")
-            if reasoning is None:
-                reasoning = part_reasoning
-        index = get("index")
-        tool_calls = mget("tool_calls")
-        finish_reason = get("finish_reason")
-        refusal = mget("refusal")
-        return cls(
-            position if index.__class__ is not int else index,
-            content,
-            reasoning if reasoning.__class__ is str else None,
-            [ToolCall.from_dict(tc) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
-            finish_reason if finish_reason.__class__ is str else None,
-            refusal if refusal.__class__ is str else None,
-            get("logprobs"),
-            get("stop_reason"),
-            msg,
-        )
-
-    def history_message(self) -> dict[str, Any]:
-        """The assistant message as a dict, ready to append to a conversation."""
-        out: dict[str, Any] = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
-        elif out["content"] is None:
-            out["content"] = ""
-        return out
-
-
 _UNPARSED: Any = object()
 
 
@@ -310,203 +249,6 @@ class _Completion:
         return (type(self), (self.raw,))
 
 
-class ChatCompletionResponse(_Completion):
-    """A chat completion. Top-level ``content``/``reasoning_content``/``tool_calls``/
-    ``finish_reason``/``refusal``/``message`` are those of the first choice."""
-
-    __slots__ = ()
-    _what = "chat completion"
-    _choice = Choice
-
-    @property
-    def choices(self) -> list[Choice]:
-        """One ``Choice`` per ``n``, in the server's order."""
-        return self._parsed_choices()
-
-    @property
-    def _first(self) -> Choice | None:
-        choices = self._parsed_choices()
-        return choices[0] if choices else None
-
-    @property
-    def content(self) -> str | None:
-        """The text of the first choice (None when the model sent none)."""
-        if self._choices is None:  # not parsed yet: plain text is read as is, without parsing
-            choices = self.raw.get("choices")
-            first = choices[0] if choices else None
-            message = first.get("message") if first.__class__ is dict else None
-            text = message.get("content") if message.__class__ is dict else None
-            if text.__class__ is str:
-                return text
-        c = self._first
-        return c.content if c else None
-
-    @property
-    def reasoning_content(self) -> str | None:
-        """The reasoning ("thinking") text, from ``reasoning_content`` or ``reasoning``."""
-        c = self._first
-        return c.reasoning_content if c else None
-
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        """The tool calls of the first choice; an empty list when none."""
-        c = self._first
-        return c.tool_calls if c else []
-
-    @property
-    def finish_reason(self) -> str | None:
-        """Why generation stopped: "stop", "length", "tool_calls", ..."""
-        c = self._first
-        return c.finish_reason if c else None
-
-    @property
-    def refusal(self) -> str | None:
-        """The refusal text when the model refused."""
-        c = self._first
-        return c.refusal if c else None
-
-    @property
-    def message(self) -> dict[str, Any]:
-        """The assistant message as a dict, ready to append to a history."""
-        c = self._first
-        return c.history_message() if c else {"role": "assistant", "content": ""}
-
-
-@dataclass(slots=True)
-class CompletionChoice:
-    """One choice of a legacy text completion."""
-
-    index: int
-    text: str
-    finish_reason: str | None
-    logprobs: Any = None
-    stop_reason: Any = None
-
-    @classmethod
-    def from_dict(cls, d: Any, position: int = 0) -> CompletionChoice:
-        """Parse a choice of a ``text_completion`` body."""
-        d = _dict(d)
-        index = _int(d.get("index"))
-        return cls(
-            index=position if index is None else index,
-            text=_str(d.get("text")) or "",
-            finish_reason=_str(d.get("finish_reason")),
-            logprobs=d.get("logprobs"),
-            stop_reason=d.get("stop_reason"),
-        )
-
-
-class CompletionResponse(_Completion):
-    """A legacy text completion; ``text``/``finish_reason`` are the first choice's."""
-
-    __slots__ = ()
-    _what = "completion"
-    _choice = CompletionChoice
-
-    @property
-    def choices(self) -> list[CompletionChoice]:
-        """One ``CompletionChoice`` per prompt and ``n``, in the server's order."""
-        return self._parsed_choices()
-
-    @property
-    def text(self) -> str:
-        """The text of the first choice."""
-        return self.choices[0].text if self.choices else ""
-
-    @property
-    def finish_reason(self) -> str | None:
-        """Why generation of the first choice stopped."""
-        return self.choices[0].finish_reason if self.choices else None
-
-
-@dataclass(slots=True)
-class Model:
-    """A model the server serves (``GET /v1/models``)."""
-
-    id: str
-    owned_by: str | None = None
-    created: int | None = None
-    max_model_len: int | None = None
-    root: str | None = None
-    parent: str | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_dict(cls, d: Any) -> Model:
-        """Parse one entry of the models list."""
-        d = _dict(d)
-        return cls(
-            id=_str(d.get("id")) or "",
-            owned_by=_str(d.get("owned_by")),
-            created=_int(d.get("created")),
-            max_model_len=_int(d.get("max_model_len")),
-            root=_str(d.get("root")),
-            parent=_str(d.get("parent")),
-            raw=d,
-        )
-
-
-def _decode_embedding(v: Any) -> list[float]:
-    if isinstance(v, list):
-        return v
-    if isinstance(v, str):
-        import struct
-
-        raw = base64.b64decode(v)
-        return list(struct.unpack(f"<{len(raw) // 4}f", raw[: len(raw) // 4 * 4]))
-    raise ResponseDecodeError(f"embedding: expected a list of floats or base64 text, got {type(v).__name__}", body=v)
-
-
-@dataclass(slots=True)
-class EmbeddingResponse:
-    """Embeddings in input order; base64 answers are decoded (little-endian float32)."""
-
-    raw: dict[str, Any] = field(repr=False)
-    embeddings: list[list[float]]
-    model: str | None
-    usage: Usage | None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EmbeddingResponse:
-        """Parse an embeddings ``list`` object."""
-        data = d.get("data")
-        if not isinstance(data, list):
-            raise ResponseDecodeError("embeddings: 'data' should be a list", body=d)
-        items = sorted((x for x in data if isinstance(x, dict)), key=lambda x: _int(x.get("index")) or 0)
-        return cls(
-            raw=d,
-            embeddings=[_decode_embedding(x.get("embedding")) for x in items],
-            model=_str(d.get("model")),
-            usage=Usage.from_dict(d.get("usage")),
-        )
-
-
-@dataclass(slots=True)
-class TokenizeResult:
-    """The answer of vLLM's ``/tokenize``."""
-
-    tokens: list[int]
-    count: int
-    max_model_len: int | None = None
-    token_strs: list[str] | None = None
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TokenizeResult:
-        """Parse a ``/tokenize`` body."""
-        tokens = d.get("tokens")
-        if not isinstance(tokens, list):
-            raise ResponseDecodeError("tokenize: 'tokens' should be a list", body=d)
-        count = _int(d.get("count"))
-        strs = d.get("token_strs")
-        return cls(
-            tokens=tokens,
-            count=len(tokens) if count is None else count,
-            max_model_len=_int(d.get("max_model_len")),
-            token_strs=strs if isinstance(strs, list) else None,
-            raw=d,
-        )
-
 
 # ---------------------------------------------------------------------------
 # stream events
@@ -568,13 +310,17 @@ class UsageEvent:
     usage: Usage
 
 
+R = TypeVar("R")
+
+
 @dataclass(slots=True)
-class Done:
-    """The last event of every finished stream, with the whole accumulated response."""
+class Done(Generic[R]):
+    """The last event of every finished stream, with the whole accumulated response
+    (a ``ChatCompletionResponse``; a ``CompletionResponse`` for legacy completions)."""
 
     type: ClassVar[Literal["done"]] = "done"
     finish_reason: str | None
-    response: Any  # ChatCompletionResponse, or CompletionResponse for legacy completions
+    response: R
 
 
 @dataclass(slots=True)
@@ -587,5 +333,5 @@ class ServerEvent:
 
 
 StreamEvent = (
-    ReasoningDelta | ContentDelta | RefusalDelta | ToolCallDelta | ToolCallComplete | UsageEvent | Done | ServerEvent
+    ReasoningDelta | ContentDelta | RefusalDelta | ToolCallDelta | ToolCallComplete | UsageEvent | Done[Any] | ServerEvent
 )

@@ -1,0 +1,446 @@
+"""Chat completions (``POST /chat/completions``): the request body and its setters, the
+response types, the sync and async builders (with the tool loop), and ``client.chat``."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .. import _validate as v
+from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
+from .._exceptions import InvalidRequestError
+from .._types import ToolCall, _Completion, _dict, split_content
+from .base import AsyncStreamSender, Creator, StreamSender, _copy
+from .sampling import _check_min_max, _SamplingMixin
+
+if TYPE_CHECKING:
+    from .._types import StreamEvent
+
+__all__ = ["Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilder", "AsyncChatCompletionBuilder",
+           "Chat", "AsyncChat"]
+
+CB = TypeVar("CB", bound="ChatBody")
+
+
+# ---------------------------------------------------------------------------
+# the response
+
+
+@dataclass(slots=True)
+class Choice:
+    """One choice of a chat completion (one per ``n``)."""
+
+    index: int
+    content: str | None
+    reasoning_content: str | None
+    tool_calls: list[ToolCall]
+    finish_reason: str | None
+    refusal: str | None = None
+    logprobs: Any = None
+    stop_reason: Any = None
+    message: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Any, position: int = 0) -> Choice:
+        """Parse a choice of a ``chat.completion`` body."""
+        d = _dict(d)
+        get = d.get
+        msg = _dict(get("message"))
+        mget = msg.get
+        content = mget("content")
+        part_reasoning = None
+        if content is not None and content.__class__ is not str:
+            content, part_reasoning = split_content(content)
+        reasoning = mget("reasoning_content")
+        if reasoning is None:
+            reasoning = mget("reasoning")
+            if reasoning is None:
+                reasoning = part_reasoning
+        index = get("index")
+        tool_calls = mget("tool_calls")
+        finish_reason = get("finish_reason")
+        refusal = mget("refusal")
+        return cls(
+            position if index.__class__ is not int else index,
+            content,
+            reasoning if reasoning.__class__ is str else None,
+            [ToolCall.from_dict(tc) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
+            finish_reason if finish_reason.__class__ is str else None,
+            refusal if refusal.__class__ is str else None,
+            get("logprobs"),
+            get("stop_reason"),
+            msg,
+        )
+
+    def history_message(self) -> dict[str, Any]:
+        """The assistant message as a dict, ready to append to a conversation."""
+        out: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
+        elif out["content"] is None:
+            out["content"] = ""
+        return out
+
+
+class ChatCompletionResponse(_Completion):
+    """A chat completion. Top-level ``content``/``reasoning_content``/``tool_calls``/
+    ``finish_reason``/``refusal``/``message`` are those of the first choice."""
+
+    __slots__ = ()
+    _what = "chat completion"
+    _choice = Choice
+
+    @property
+    def choices(self) -> list[Choice]:
+        """One ``Choice`` per ``n``, in the server's order."""
+        return self._parsed_choices()
+
+    @property
+    def _first(self) -> Choice | None:
+        choices = self._parsed_choices()
+        return choices[0] if choices else None
+
+    @property
+    def content(self) -> str | None:
+        """The text of the first choice (None when the model sent none)."""
+        if self._choices is None:  # not parsed yet: plain text is read as is, without parsing
+            choices = self.raw.get("choices")
+            first = choices[0] if choices else None
+            message = first.get("message") if first.__class__ is dict else None
+            text = message.get("content") if message.__class__ is dict else None
+            if text.__class__ is str:
+                return text
+        c = self._first
+        return c.content if c else None
+
+    @property
+    def reasoning_content(self) -> str | None:
+        """The reasoning ("thinking") text, from ``reasoning_content`` or ``reasoning``."""
+        c = self._first
+        return c.reasoning_content if c else None
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls of the first choice; an empty list when none."""
+        c = self._first
+        return c.tool_calls if c else []
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why generation stopped: "stop", "length", "tool_calls", ..."""
+        c = self._first
+        return c.finish_reason if c else None
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal text when the model refused."""
+        c = self._first
+        return c.refusal if c else None
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The assistant message as a dict, ready to append to a history."""
+        c = self._first
+        return c.history_message() if c else {"role": "assistant", "content": ""}
+
+
+# ---------------------------------------------------------------------------
+# the request body
+
+
+def _image_part(image: Any) -> dict[str, Any]:
+    """An OpenAI image content part from a URL, a data URL, a local path or raw bytes."""
+    if isinstance(image, dict):
+        return image
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+        mime = _sniff_mime(data)
+        return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
+    if isinstance(image, os.PathLike):
+        image = os.fspath(image)
+    if not isinstance(image, str) or not image:
+        raise InvalidRequestError(f"user_message(images=[{image!r}]): expected a URL, a file path or bytes")
+    if image.startswith(("http://", "https://", "data:")):
+        return {"type": "image_url", "image_url": {"url": image}}
+    if not os.path.isfile(image):
+        raise InvalidRequestError(f"user_message(images=[{image!r}]): no such file (and not an http(s) or data URL)")
+    with open(image, "rb") as f:
+        data = f.read()
+    mime = mimetypes.guess_type(image)[0] or _sniff_mime(data)
+    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
+
+
+def _sniff_mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8"):
+        return "image/jpeg"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
+
+
+class ChatBody(_SamplingMixin):
+    """Setters of a chat completion request (OpenAI fields + vLLM extensions)."""
+
+    _path = "/chat/completions"
+    _what = "chat completion"
+    _parse = ChatCompletionResponse.from_dict
+    _toolset: Any = None  # the ToolSet given to tools(), for run_tools()
+
+    def messages(self: CB, messages: list[dict[str, Any]]) -> CB:
+        """Replace the message list (dicts with ``role`` and ``content``)."""
+        return self._set("messages", _copy(v.messages("messages", messages)))
+
+    def message(self: CB, message: Mapping[str, Any]) -> CB:
+        """Append one message dict."""
+        self._body.setdefault("messages", []).append(v.message("message", dict(message)))
+        return self
+
+    def system(self: CB, text: str) -> CB:
+        """Append a system message."""
+        return self.message({"role": "system", "content": v.string("system", text, empty_ok=True)})
+
+    def user_message(self: CB, content: str | list[Any], *, images: Iterable[Any] = ()) -> CB:
+        """Append a user message: text or content parts, plus images (URLs, file paths or bytes)."""
+        if not isinstance(content, (str, list)):
+            raise InvalidRequestError(f"user_message({content!r}): expected text or a list of content parts")
+        parts = [_image_part(i) for i in images]
+        if parts:
+            text_parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+            return self.message({"role": "user", "content": text_parts + parts})
+        return self.message({"role": "user", "content": content})
+
+    def assistant(self: CB, text: str) -> CB:
+        """Append an assistant message."""
+        return self.message({"role": "assistant", "content": v.string("assistant", text, empty_ok=True)})
+
+    def max_completion_tokens(self: CB, value: int) -> CB:
+        """Most tokens to generate (the newer OpenAI name of max_tokens)."""
+        return self._set("max_completion_tokens", v.integer("max_completion_tokens", value, lo=1))
+
+    def logprobs(self: CB, value: bool = True) -> CB:
+        """Return log probabilities of the output tokens."""
+        return self._set("logprobs", v.boolean("logprobs", value))
+
+    def top_logprobs(self: CB, value: int) -> CB:
+        """How many top alternatives per token (0-20; needs logprobs)."""
+        return self._set("top_logprobs", v.integer("top_logprobs", value, lo=0, hi=20))
+
+    def tools(self: CB, tools: Iterable[Callable[..., Any] | Mapping[str, Any]]) -> CB:
+        """Tools the model may call: Python functions (schema from their signature) or tool dicts."""
+        from .._tools import ToolSet
+
+        if isinstance(tools, (str, bytes, Mapping)) or not isinstance(tools, Iterable):
+            raise InvalidRequestError("tools(...): expected a list of functions or tool dicts")
+        ts = ToolSet(list(tools))
+        self._toolset = ts
+        return self._set("tools", ts.schemas)
+
+    def tool_choice(self: CB, choice: str | Mapping[str, Any]) -> CB:
+        """"auto", "none", "required", a function name, or a tool_choice dict."""
+        if isinstance(choice, str):
+            if choice not in ("auto", "none", "required"):
+                choice = {"type": "function", "function": {"name": choice}}
+        elif isinstance(choice, Mapping):
+            choice = dict(choice)
+        else:
+            raise InvalidRequestError(f"tool_choice({choice!r}): expected 'auto', 'none', 'required', a name or a dict")
+        return self._set("tool_choice", choice)
+
+    def parallel_tool_calls(self: CB, value: bool) -> CB:
+        """Allow several tool calls in one turn."""
+        return self._set("parallel_tool_calls", v.boolean("parallel_tool_calls", value))
+
+    def response_format(self: CB, fmt: Mapping[str, Any]) -> CB:
+        """e.g. ``{"type": "json_object"}`` or a json_schema format."""
+        return self._set("response_format", _copy(v.mapping("response_format", fmt)))
+
+    def json_schema(self: CB, schema: Mapping[str, Any], name: str = "output", strict: bool = True) -> CB:
+        """Ask for JSON matching a schema (``response_format`` of type json_schema)."""
+        v.mapping("json_schema", schema)
+        return self._set("response_format", {
+            "type": "json_schema",
+            "json_schema": {"name": v.string("json_schema(name=)", name), "schema": dict(schema),
+                            "strict": v.boolean("json_schema(strict=)", strict)},
+        })
+
+    # vLLM chat extensions
+
+    def chat_template(self: CB, template: str) -> CB:
+        """A Jinja chat template to use instead of the model's (vLLM; the server must run with
+        ``--trust-request-chat-template``, else it answers 400)."""
+        return self._set("chat_template", v.string("chat_template", template))
+
+    def chat_template_kwargs(self: CB, kwargs: Mapping[str, Any]) -> CB:
+        """Extra variables for the chat template, e.g. ``{"enable_thinking": False}`` (Qwen3, DeepSeek)."""
+        return self._set("chat_template_kwargs", _copy(v.mapping("chat_template_kwargs", kwargs)))
+
+    def add_generation_prompt(self: CB, value: bool) -> CB:
+        """Add the assistant generation prompt (vLLM; default True)."""
+        return self._set("add_generation_prompt", v.boolean("add_generation_prompt", value))
+
+    def continue_final_message(self: CB, value: bool = True) -> CB:
+        """Continue the last (assistant) message instead of starting a new one (vLLM)."""
+        return self._set("continue_final_message", v.boolean("continue_final_message", value))
+
+    def add_special_tokens(self: CB, value: bool) -> CB:
+        """Add special tokens (e.g. BOS) on top of the chat template's (vLLM)."""
+        return self._set("add_special_tokens", v.boolean("add_special_tokens", value))
+
+    def reasoning_effort(self: CB, effort: str) -> CB:
+        """"low", "medium" or "high" (also "minimal"/"none" on some servers)."""
+        return self._set("reasoning_effort", v.string("reasoning_effort", effort))
+
+    def include_reasoning(self: CB, value: bool) -> CB:
+        """Send the reasoning text back (vLLM; default True)."""
+        return self._set("include_reasoning", v.boolean("include_reasoning", value))
+
+    # provider dialects
+
+    def reasoning_format(self: CB, fmt: str) -> CB:
+        """Groq: "parsed" (reasoning in its own field), "raw" (in <think> tags) or "hidden"."""
+        return self._set("reasoning_format", v.string("reasoning_format", fmt))
+
+    def chat_id(self: CB, chat_id: str) -> CB:
+        """FastGPT ``chatId``: the server keeps the conversation's history under this id."""
+        return self._set("chatId", v.string("chat_id", chat_id))
+
+    def variables(self: CB, variables: Mapping[str, Any]) -> CB:
+        """FastGPT ``variables``: values for the app's workflow variables."""
+        return self._set("variables", _copy(v.mapping("variables", variables)))
+
+    def detail(self: CB, value: bool = True) -> CB:
+        """FastGPT ``detail``: stream the workflow's node events too (``ServerEvent``s)."""
+        return self._set("detail", v.boolean("detail", value))
+
+    def _check(self, body: dict[str, Any]) -> None:
+        msgs = body.get("messages")
+        if not msgs:
+            raise InvalidRequestError("no messages: call .messages([...]) or .user_message('...') first")
+        if body.get("continue_final_message") is True and body.get("add_generation_prompt", True) is not False:
+            raise InvalidRequestError("continue_final_message(True) needs add_generation_prompt(False) "
+                                      "(vLLM refuses the two together)")
+        _check_min_max(body)
+        if "messages" in self._extra:  # the setters checked theirs; extra() may have replaced them
+            v.messages("messages", msgs)
+
+
+# ---------------------------------------------------------------------------
+# the builders: the body plus a sender, and the tool loop on each client's driver
+
+
+class ChatCompletionBuilder(ChatBody, StreamSender[ChatCompletionResponse]):
+    """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
+
+    def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send, run the Python tools the model asks for (in parallel), send the results back,
+        and repeat until the model answers without tool calls; return that final response.
+
+        Bad arguments, unknown tools and exceptions in a tool go back to the model as
+        ``error: ...``; still asking for tools after ``max_rounds`` raises ``ToolLoopError``.
+        """
+        return self._tool_loop(max_rounds)[0]
+
+    def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            response = loop.next_builder().send()
+            calls = loop.after(response)
+            if calls is None:
+                return response, loop
+            loop.add_results(self._client._run_tools(calls))  # type: ignore[attr-defined]
+
+    def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            with loop.next_builder().send_stream() as stream:
+                yield from stream
+                response = stream.final_response()
+            calls = loop.after(response)
+            if calls is None:
+                return
+            loop.add_results(self._client._run_tools(calls))  # type: ignore[attr-defined]
+
+
+class AsyncChatCompletionBuilder(ChatBody, AsyncStreamSender[ChatCompletionResponse]):
+    """Builds one chat completion request; ``await send()`` or ``await send_stream()``."""
+
+    async def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
+        """Send, run the tools the model asks for (concurrently; async tools awaited, sync ones in
+        threads), send the results back, repeat until the model answers without tools."""
+        return (await self._tool_loop(max_rounds))[0]
+
+    async def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            response = await loop.next_builder().send()
+            calls = loop.after(response)
+            if calls is None:
+                return response, loop
+            loop.add_results(await self._client._run_tools(calls))  # type: ignore[attr-defined]
+
+    async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
+        """Like ``run_tools`` but streamed: yields the events of every round."""
+        loop = ToolLoop(self, self._toolset, max_rounds)
+        while True:
+            stream = await loop.next_builder().send_stream()
+            async with stream:
+                async for ev in stream:
+                    yield ev
+                response = await stream.final_response()
+            calls = loop.after(response)
+            if calls is None:
+                return
+            loop.add_results(await self._client._run_tools(calls))  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------
+# client.chat
+
+BT = TypeVar("BT")
+CT = TypeVar("CT")
+
+
+class _ChatNamespace(Generic[BT, CT]):
+    """``client.chat``: ``completions()`` (builders) and ``conversation()``; one class for
+    both clients, given the client's builder and conversation classes."""
+
+    def __init__(self, client: Any, builder: Callable[[Any], BT], conversation: Callable[..., CT]) -> None:
+        self._client = client
+        self._completions = Creator(client, builder)  # stateless: one is enough
+        self._conversation = conversation
+
+    def completions(self) -> Creator[BT]:
+        """The chat completions endpoint: ``.create()`` gives a builder."""
+        return self._completions
+
+    def conversation(self, model: str | None = None, system: str | None = None, *,
+                     messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
+                     keep_reasoning: bool = False, **defaults: Any) -> CT:
+        """A multi-turn conversation; ``defaults`` are builder setters applied to every turn
+        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history."""
+        return self._conversation(self._client, ConversationState(
+            model=model, system=system, messages=messages, tools=tools,
+            keep_reasoning=keep_reasoning, defaults=defaults))
+
+
+class Chat(_ChatNamespace[ChatCompletionBuilder, Conversation]):
+    """``VllmClient.chat``: chat completions and conversations."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client, ChatCompletionBuilder, Conversation)
+
+
+class AsyncChat(_ChatNamespace[AsyncChatCompletionBuilder, AsyncConversation]):
+    """``AsyncVllmClient.chat``: chat completions and conversations (awaitable)."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__(client, AsyncChatCompletionBuilder, AsyncConversation)

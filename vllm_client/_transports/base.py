@@ -1,0 +1,164 @@
+"""What moves between the pure core and the I/O drivers: requests, responses, the two
+transport Protocols, and the one rule that turns an HTTP library's exception into the SDK's.
+
+A transport takes a ``PreparedRequest`` and returns a ``Response``: status,
+headers, and either the whole body (``body``) or, for a successful streamed
+request, a byte iterator. It maps its library's exceptions to
+``APIConnectionError`` / ``APITimeoutError`` (with ``MapErrors``) and does
+nothing else: no retries, no parsing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal, Protocol
+
+from .._config import Timeout
+from .._exceptions import APIConnectionError, APITimeoutError
+from .._urls import redact_url
+
+__all__ = ["PreparedRequest", "Response", "SyncTransport", "AsyncTransport", "MapErrors"]
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    """One HTTP request, fully built: the body is already JSON bytes."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None
+    timeout: Timeout
+    stream: bool = False
+    path: str = ""  # the API path (``/chat/completions``), to re-aim the request at another replica
+    root: bool = False  # the path is at the server root (``/health``), not under the base URL
+
+    def __repr__(self) -> str:  # never show headers: they hold the API key
+        return f"PreparedRequest({self.method} {redact_url(self.url)}, {len(self.body or b'')} bytes, stream={self.stream})"
+
+    def json(self) -> Any:
+        """The body parsed back from JSON (for tests and debugging)."""
+        import orjson
+
+        return None if self.body is None else orjson.loads(self.body)
+
+
+class Response:
+    """An HTTP answer. ``body`` is complete unless this is an open stream."""
+
+    __slots__ = ("status", "headers", "body", "url", "_chunks", "_achunks", "_close")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        url: str = "",
+        chunks: Iterator[bytes] | None = None,
+        achunks: AsyncIterator[bytes] | None = None,
+        close: Callable[[], Any] | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+        self._chunks = chunks
+        self._achunks = achunks
+        self._close = close
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body of a streamed answer, piece by piece as it arrives."""
+        if self._chunks is None:
+            return iter((self.body,) if self.body else ())
+        return self._chunks
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The async twin of ``iter_bytes``."""
+        if self._achunks is None:
+            return _aiter_once(self.body)
+        return self._achunks
+
+    def close(self) -> Any:
+        """Release the connection (returns an awaitable for async transports)."""
+        close, self._close = self._close, None
+        return close() if close is not None else None
+
+
+async def _aiter_once(body: bytes) -> AsyncIterator[bytes]:
+    if body:
+        yield body
+
+
+class SyncTransport(Protocol):
+    """Moves bytes for ``VllmClient``: ``send`` one request, ``close`` the pool."""
+
+    def send(self, request: PreparedRequest) -> Response: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncTransport(Protocol):
+    """Moves bytes for ``AsyncVllmClient``: ``await asend(request)``, ``await aclose()``.
+
+    The names differ from ``SyncTransport``'s so that one object (``MockTransport``)
+    can be both.
+    """
+
+    async def asend(self, request: PreparedRequest) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+Phase = Literal["connect", "read"]
+
+
+class MapErrors:
+    """``with MapErrors(url, "connect", timeouts, failures):`` around a transport's library
+    calls: an exception of a ``timeouts`` class comes out as ``APITimeoutError``, of a
+    ``failures`` class as ``APIConnectionError`` (the message says what broke and why,
+    never the credentials); anything else passes through.
+
+    Each transport builds its two tuples once from its HTTP library (``requests`` /
+    ``aiohttp``): this class is the one place the mapping is written.
+    """
+
+    __slots__ = ("url", "phase", "timeouts", "failures")
+
+    def __init__(self, url: str, phase: Phase, timeouts: tuple[type[BaseException], ...],
+                 failures: tuple[type[BaseException], ...]) -> None:
+        self.url = url
+        self.phase = phase
+        self.timeouts = timeouts
+        self.failures = failures
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        if et is None or e is None:
+            return
+        url = self.url
+        if issubclass(et, self.timeouts):
+            what = "timed out talking to" if self.phase == "connect" else "read timed out from"
+            raise APITimeoutError(f"{what} {redact_url(url)}: {_why(e) or 'timeout'}", url=url) from None
+        if issubclass(et, self.failures):
+            where = f"could not reach {redact_url(url)}" if self.phase == "connect" else \
+                f"connection to {redact_url(url)} broke"
+            raise APIConnectionError(f"{where}: {_why(e)}", url=url) from None
+
+
+def _why(e: BaseException) -> str:
+    """A short reason from a transport exception, without URLs or credentials."""
+    text = str(e)
+    # urllib3 messages embed "(Caused by NewConnectionError(...: Failed to establish ...: [Errno 111] ...))"
+    if "Errno" in text:
+        i = text.rfind("[Errno")
+        j = text.find("]", i)
+        tail = text[i: text.find(")", j) if text.find(")", j) > 0 else None]
+        return tail.strip(" '\"")
+    if "timed out" in text.lower():
+        return "timed out"
+    return type(e).__name__ + (f": {text[:200]}" if text and "://" not in text else "")

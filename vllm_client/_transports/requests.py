@@ -1,0 +1,96 @@
+"""``RequestsTransport``: the sync transport, one ``requests.Session`` (imported on first use)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from .._exceptions import APITimeoutError
+from .._urls import redact_url
+from .base import MapErrors, PreparedRequest, Response
+
+__all__ = ["RequestsTransport"]
+
+
+class RequestsTransport:
+    """The sync transport: one ``requests.Session`` (a keep-alive connection pool).
+
+    ``RequestsTransport(pool_maxsize=64, session=None)``: pass your own session for
+    proxies, TLS client certificates or custom adapters.
+    """
+
+    def __init__(self, *, pool_maxsize: int = 64, session: Any = None) -> None:
+        import requests
+        import urllib3.exceptions as ue
+        from requests.adapters import HTTPAdapter
+
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.trust_env = True
+        self.session = session
+        rq = requests.exceptions
+        # The library's exceptions, as MapErrors maps them: while connecting, and while reading.
+        self._connect_errors = ((rq.Timeout,), (rq.RequestException,))
+        self._read_errors = ((ue.ReadTimeoutError, rq.Timeout, TimeoutError),
+                             (ue.HTTPError, rq.RequestException, OSError))
+
+    def send(self, request: PreparedRequest) -> Response:
+        """Send; for a successful stream, return an open Response to iterate."""
+        t = request.timeout
+        deadline = time.monotonic() + t.total if t.total is not None else None
+        read = t.read
+        if t.total is not None:
+            read = t.total if read is None else min(read, t.total)
+        connect = t.connect if t.total is None or t.connect is None else min(t.connect, t.total)
+        with MapErrors(request.url, "connect", *self._connect_errors):
+            r = self.session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
+                timeout=(connect, read),
+                stream=True,
+            )
+        headers = r.headers
+        if request.stream and r.status_code < 400:
+            return Response(
+                r.status_code, headers, url=request.url,
+                chunks=self._iter(r, request.url, deadline), close=r.close,
+            )
+        try:
+            body = b"".join(self._iter(r, request.url, deadline))
+        finally:
+            r.close()
+        return Response(r.status_code, headers, body, url=request.url)
+
+    def _iter(self, r: Any, url: str, deadline: float | None) -> Iterator[bytes]:
+        raw = r.raw
+        with MapErrors(url, "read", *self._read_errors):
+            if raw.chunked and raw.supports_chunked_reads():
+                source: Iterable[bytes] = raw.read_chunked(None, decode_content=True)
+            else:
+                source = _read1_loop(raw)
+            if deadline is None:
+                yield from source
+            else:
+                for piece in source:
+                    yield piece
+                    if time.monotonic() > deadline:
+                        raise APITimeoutError(f"total timeout exceeded reading from {redact_url(url)}", url=url)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.session.close()
+
+
+def _read1_loop(raw: Any) -> Iterator[bytes]:
+    read1 = getattr(raw, "read1", None)
+    while True:
+        data = read1(65536) if read1 is not None else raw.read(65536)
+        if not data:
+            return
+        yield data
