@@ -4,9 +4,11 @@ and sleeps) and the tool runner ``_run_tools``; aiohttp is imported when the fir
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
@@ -34,9 +36,10 @@ from ._transports.aiohttp import AiohttpTransport
 __all__ = ["AsyncVllmClient"]
 
 
-async def run_tool(call: Callable[[], Any] | str, limit: asyncio.Semaphore) -> str:
+async def run_tool(call: Callable[[], Any] | str, limit: asyncio.Semaphore, pool: Executor) -> str:
     """Run one prepared tool call (``call_tool`` driven on the event loop): a sync tool in a
-    thread (``asyncio.to_thread``), an async tool's awaitable awaited here."""
+    thread of ``pool`` (with the caller's context variables), an async tool's awaitable awaited here."""
+    loop = asyncio.get_running_loop()
     async with limit:
         flow = call_tool(call)
         value: Any = None
@@ -49,7 +52,10 @@ async def run_tool(call: Callable[[], Any] | str, limit: asyncio.Semaphore) -> s
                 return text
             value = error = None
             try:
-                value = await step if inspect.isawaitable(step) else await asyncio.to_thread(step)
+                if inspect.isawaitable(step):
+                    value = await step
+                else:
+                    value = await loop.run_in_executor(pool, contextvars.copy_context().run, step)
             except Exception as e:
                 error = e
 
@@ -104,7 +110,9 @@ class AsyncVllmClient(ClientCore):
     async def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
         """Run one round of tool calls concurrently (at most ``MAX_PARALLEL_TOOLS`` at a time)."""
         limit = asyncio.Semaphore(MAX_PARALLEL_TOOLS)
-        return list(await asyncio.gather(*(run_tool(c, limit) for _, c in calls)))
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TOOLS, len(calls)) or 1,
+                                thread_name_prefix="vllm_client-tool") as pool:
+            return list(await asyncio.gather(*(run_tool(c, limit, pool) for _, c in calls)))
 
     async def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
                     max_requests_per_second: float | None = None) -> list[Any]:
