@@ -232,3 +232,35 @@ async def _collect(kind: str, client: Any, builders: list[Any]) -> list[tuple[in
     if kind == "sync":
         return await asyncio.to_thread(lambda: list(client.batch_iter(builders, concurrency=1)))
     return [pair async for pair in client.batch_iter(builders, concurrency=1)]
+
+
+# -- transports: one mock for both clients, a custom async transport ------------------------------
+
+async def test_a_custom_async_transport_is_used_and_closed() -> None:
+    class Recording:
+        def __init__(self) -> None:
+            self.inner = MockTransport(lambda req: MockResponse(json={"data": [{"id": "m1"}]}))
+            self.sent: list[str] = []
+            self.closed = False
+
+        async def asend(self, request: PreparedRequest) -> Response:
+            self.sent.append(f"{request.method} {request.url}")
+            return await self.inner.asend(request)
+
+        async def aclose(self) -> None:
+            self.closed = True
+
+    t = Recording()
+    async with AsyncVllmClient("http://test.local/v1", transport=t) as client:
+        assert [m.id for m in await client.models()] == ["m1"]
+    assert t.sent == ["GET http://test.local/v1/models"] and t.closed
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_one_mock_transport_serves_either_client(kind: str) -> None:
+    t = MockTransport(lambda req: MockResponse(json={"choices": [{"index": 0, "message": {"content": "hi"}}]}))
+    client = _client(kind, "http://test.local/v1", transport=t)
+    b = client.chat.completions().create().model("m").user_message("x")
+    assert (await _call(kind, b, "send")).content == "hi"
+    await _close(kind, client)
+    assert t.closed and len(t.requests) == 1

@@ -44,7 +44,7 @@ async def run_tool(call: Callable[[], Any] | str, limit: asyncio.Semaphore, pool
         flow = call_tool(call)
         value: Any = None
         error: Exception | None = None
-        while True:
+        while True:  # (the sync twin: _sync.run_tool; the decisions are call_tool's)
             try:
                 step = flow.send(value) if error is None else flow.throw(error)
             except StopIteration as stop:

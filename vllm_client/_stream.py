@@ -140,6 +140,8 @@ class StreamAccumulator(Generic[R]):
             # {"content": "..."}, "logprobs": null, "finish_reason": null, "token_ids": null}]}).
             # Only look-ups here; any miss (a missing key, another type, an unknown choice)
             # means "not such a chunk" and _on_chunk, which handles every chunk, takes it.
+            # (A measured repeat: _on_chunk's "plain text delta" branch does the same for the
+            # chunks this one passes by; change both together.)
             try:
                 (ch,) = obj["choices"]
                 delta = ch["delta"]
@@ -212,7 +214,8 @@ class StreamAccumulator(Generic[R]):
                     if delta:
                         content = delta.get("content")
                         if content.__class__ is str and len(delta) == 1:
-                            # the hot path: a plain text delta and nothing else
+                            # a plain text delta and nothing else (the same as the hot path at
+                            # the top of _on_items, which takes most such chunks; change both)
                             st.has_content = True
                             if content:
                                 st.content.append(content)

@@ -41,7 +41,7 @@ def run_tool(call: Callable[[], Any] | str) -> str:
     flow = call_tool(call)
     value: Any = None
     error: Exception | None = None
-    while True:
+    while True:  # (the async twin: _async.run_tool; the decisions are call_tool's)
         try:
             step = flow.send(value) if error is None else flow.throw(error)
         except StopIteration as stop:

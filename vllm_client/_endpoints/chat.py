@@ -107,7 +107,9 @@ class ChatCompletionResponse(_Completion):
     @property
     def content(self) -> str | None:
         """The text of the first choice (None when the model sent none)."""
-        if self._choices is None:  # not parsed yet: plain text is read as is, without parsing
+        # Not parsed yet: plain text is read as is, without parsing (a measured repeat of what
+        # Choice.from_dict reads first; change both together).
+        if self._choices is None:
             choices = self.raw.get("choices")
             first = choices[0] if choices else None
             message = first.get("message") if first.__class__ is dict else None
