@@ -29,8 +29,26 @@ from ._endpoints.completions import (
     CompletionChoice,
     CompletionResponse,
 )
+from ._endpoints.audio import (
+    AsyncTranscriptionBuilder,
+    AsyncTranslationBuilder,
+    TranscriptionBuilder,
+    TranscriptionResponse,
+    TranslationBuilder,
+)
 from ._endpoints.embeddings import AsyncEmbeddingBuilder, EmbeddingBuilder, EmbeddingResponse
-from ._endpoints.server import Model, TokenizeResult
+from ._endpoints.responses import (
+    AsyncResponses,
+    AsyncResponsesBuilder,
+    ResponseFunctionCall,
+    ResponseMessage,
+    ResponseOutputItem,
+    ResponseReasoning,
+    Responses,
+    ResponsesBuilder,
+    ResponsesResponse,
+)
+from ._endpoints.server import Metrics, Model, TokenizeResult
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -116,6 +134,14 @@ __all__ = [
     "AsyncChatCompletionBuilder",
     "AsyncCompletionBuilder",
     "AsyncEmbeddingBuilder",
+    "ResponsesBuilder",
+    "AsyncResponsesBuilder",
+    "Responses",
+    "AsyncResponses",
+    "TranscriptionBuilder",
+    "AsyncTranscriptionBuilder",
+    "TranslationBuilder",
+    "AsyncTranslationBuilder",
     # responses
     "ChatCompletionResponse",
     "Choice",
@@ -124,6 +150,13 @@ __all__ = [
     "EmbeddingResponse",
     "Model",
     "TokenizeResult",
+    "ResponsesResponse",
+    "ResponseMessage",
+    "ResponseFunctionCall",
+    "ResponseReasoning",
+    "ResponseOutputItem",
+    "TranscriptionResponse",
+    "Metrics",
     "ToolCall",
     "Usage",
     # streaming

@@ -16,17 +16,24 @@ from ._batch import Progress, iter_batch, run_batch
 from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
+from ._endpoints.audio import AsyncAudio
 from ._endpoints.base import Creator
 from ._endpoints.chat import AsyncChat
 from ._endpoints.completions import AsyncCompletionBuilder
 from ._endpoints.embeddings import AsyncEmbeddingBuilder
+from ._endpoints.responses import AsyncResponses
 from ._endpoints.server import (
+    Metrics,
     Model,
     TokenizeResult,
     detokenize_flow,
     health_flow,
+    load_flow,
+    load_lora_flow,
+    metrics_flow,
     models_flow,
     tokenize_flow,
+    unload_lora_flow,
     version_flow,
 )
 from ._exceptions import APIConnectionError
@@ -83,6 +90,7 @@ class AsyncVllmClient(ClientCore):
         self._transport: AsyncTransport = self._use_transport(transport, AiohttpTransport)
         self._closed = False
         self.chat = AsyncChat(self)
+        self.audio = AsyncAudio(self)
 
     def __repr__(self) -> str:
         return self._repr()
@@ -138,6 +146,27 @@ class AsyncVllmClient(ClientCore):
     def embeddings(self) -> Creator[AsyncEmbeddingBuilder]:
         """Embeddings."""
         return Creator(self, AsyncEmbeddingBuilder)
+
+    def responses(self) -> AsyncResponses:
+        """The Responses API: ``client.responses().create().input(...).send()``, ``.retrieve(id)``, ``.cancel(id)``."""
+        return AsyncResponses(self)
+
+    async def load(self) -> int:
+        """The server's load: requests in flight (``GET /load`` at the server root)."""
+        return await self._run(load_flow(self))
+
+    async def metrics(self) -> Metrics:
+        """The server's Prometheus metrics (``GET /metrics`` at the server root), parsed."""
+        return await self._run(metrics_flow(self))
+
+    async def load_lora_adapter(self, name: str, path: str, *, load_inplace: bool | None = None) -> str:
+        """Load a LoRA adapter at runtime (the server needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``);
+        it is then served as model ``name``. Returns the server's message."""
+        return await self._run(load_lora_flow(self, name, path, load_inplace))
+
+    async def unload_lora_adapter(self, name: str) -> str:
+        """Unload a LoRA adapter loaded at runtime. Returns the server's message."""
+        return await self._run(unload_lora_flow(self, name))
 
     async def models(self) -> list[Model]:
         """The models the server serves."""

@@ -92,10 +92,23 @@ class ToolLoop:
         self.toolset = toolset
         self.max_rounds = max_rounds
         self.rounds = 0
-        body = builder.build()
-        self.messages: list[dict[str, Any]] = list(body.get("messages") or [])
+        self.messages: list[dict[str, Any]] = self._history(builder.build())
         self.start = len(self.messages)
         self._pending: list[PreparedCall] = []
+
+    # What differs between APIs (chat here; the Responses API's loop overrides these four).
+
+    def _history(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The history the loop starts from, taken from the first request's body."""
+        return list(body.get("messages") or [])
+
+    def _reply(self, response: Any) -> list[dict[str, Any]]:
+        """What the model's reply adds to the history."""
+        return [response.message]
+
+    def _result(self, call_id: str, content: str) -> dict[str, Any]:
+        """The history entry carrying one tool result."""
+        return {"role": "tool", "tool_call_id": call_id, "content": content}
 
     def next_builder(self) -> Any:
         """The builder for the next request (the conversation so far)."""
@@ -103,7 +116,7 @@ class ToolLoop:
 
     def after(self, response: ChatCompletionResponse) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
-        self.messages.append(response.message)
+        self.messages.extend(self._reply(response))
         if not response.tool_calls:
             return None
         if self.rounds >= self.max_rounds:
@@ -120,7 +133,7 @@ class ToolLoop:
     def add_results(self, results: Iterable[str]) -> None:
         """Append one tool message per call, in call order."""
         for (call_id, _), content in zip(self._pending, results, strict=False):
-            self.messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+            self.messages.append(self._result(call_id, content))
         self._pending = []
 
     def produced(self) -> list[dict[str, Any]]:

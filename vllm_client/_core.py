@@ -31,9 +31,11 @@ from ._config import (
 from ._endpoints.server import models_flow
 from ._exceptions import (
     APIConnectionError,
+    APIStatusError,
     InvalidRequestError,
     error_from_response,
     load_json_object,
+    route_missing,
 )
 from ._replicas import Replica, ReplicaSet
 from ._retry import decide
@@ -279,8 +281,14 @@ class ClientCore:
     def builder_flow(self, builder: _Sendable, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
         """Send a builder's request (not streamed) and parse the answer."""
         body, headers, timeout = builder._request_parts(False)
-        return (yield from self.request_flow(builder._path, body, parse, what, headers=headers, timeout=timeout,
-                                             root=builder._root))
+        try:
+            return (yield from self.request_flow(builder._path, body, parse, what, headers=headers,
+                                                 timeout=timeout, root=builder._root))
+        except APIStatusError as e:
+            hint = getattr(builder, "_route_hint", None)  # what a missing route means for this endpoint
+            if hint:
+                route_missing(e, hint)
+            raise
 
     def stream_flow(self, builder: _Sendable) -> Flow[tuple[Response, str]]:
         """Open a builder's stream (retried only until the server answers); return the open Response."""

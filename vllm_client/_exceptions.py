@@ -415,3 +415,12 @@ def load_json_object(body: bytes, *, what: str, url: str | None = None, status: 
         )
     raise_for_error_object(obj, url=url, status=status)
     return obj
+
+
+def route_missing(error: APIStatusError, hint: str) -> APIStatusError:
+    """Say what a 404 of a missing route means (the framework's ``{"detail": "Not Found"}``, not
+    an error object such as an unknown model's): ``hint`` replaces the generic 404 advice."""
+    if error.status_code == 404 and error.body == {"detail": "Not Found"}:
+        where = f" from {error.method} {error.url}" if error.url else ""
+        error.args = (f"HTTP 404{where}: the server does not serve this route ({hint})",)
+    return error

@@ -15,17 +15,24 @@ from typing import Any
 from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
+from ._endpoints.audio import Audio
 from ._endpoints.base import Creator
 from ._endpoints.chat import Chat
 from ._endpoints.completions import CompletionBuilder
 from ._endpoints.embeddings import EmbeddingBuilder
+from ._endpoints.responses import Responses
 from ._endpoints.server import (
+    Metrics,
     Model,
     TokenizeResult,
     detokenize_flow,
     health_flow,
+    load_flow,
+    load_lora_flow,
+    metrics_flow,
     models_flow,
     tokenize_flow,
+    unload_lora_flow,
     version_flow,
 )
 from ._exceptions import APIConnectionError
@@ -105,6 +112,7 @@ class VllmClient(ClientCore):
         self._transport: SyncTransport = self._use_transport(transport, RequestsTransport)
         self._closed = False
         self.chat = Chat(self)
+        self.audio = Audio(self)
 
     def __repr__(self) -> str:
         return self._repr()
@@ -174,6 +182,27 @@ class VllmClient(ClientCore):
     def embeddings(self) -> Creator[EmbeddingBuilder]:
         """Embeddings: ``client.embeddings().create().input(...).send()``."""
         return Creator(self, EmbeddingBuilder)
+
+    def responses(self) -> Responses:
+        """The Responses API: ``client.responses().create().input(...).send()``, ``.retrieve(id)``, ``.cancel(id)``."""
+        return Responses(self)
+
+    def load(self) -> int:
+        """The server's load: requests in flight (``GET /load`` at the server root)."""
+        return self._run(load_flow(self))
+
+    def metrics(self) -> Metrics:
+        """The server's Prometheus metrics (``GET /metrics`` at the server root), parsed."""
+        return self._run(metrics_flow(self))
+
+    def load_lora_adapter(self, name: str, path: str, *, load_inplace: bool | None = None) -> str:
+        """Load a LoRA adapter at runtime (the server needs ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``);
+        it is then served as model ``name``. Returns the server's message."""
+        return self._run(load_lora_flow(self, name, path, load_inplace))
+
+    def unload_lora_adapter(self, name: str) -> str:
+        """Unload a LoRA adapter loaded at runtime. Returns the server's message."""
+        return self._run(unload_lora_flow(self, name))
 
     def models(self) -> list[Model]:
         """The models the server serves (``GET /models``)."""

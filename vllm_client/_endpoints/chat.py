@@ -24,6 +24,7 @@ __all__ = ["Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilde
            "Chat", "AsyncChat"]
 
 CB = TypeVar("CB", bound="ChatBody")
+_BATCH_PATH = "/chat/completions/batch"  # vLLM: many conversations in one request
 
 
 # ---------------------------------------------------------------------------
@@ -198,12 +199,39 @@ class ChatBody(_SamplingMixin):
 
     def messages(self: CB, messages: list[dict[str, Any]]) -> CB:
         """Replace the message list (dicts with ``role`` and ``content``)."""
+        self._path = ChatBody._path
         return self._set("messages", _copy(v.messages("messages", messages)))
 
     def message(self: CB, message: Mapping[str, Any]) -> CB:
         """Append one message dict."""
+        if self._path == _BATCH_PATH:
+            raise InvalidRequestError("message(...) after conversations([...]): add the message to a conversation")
         self._body.setdefault("messages", []).append(v.message("message", dict(message)))
         return self
+
+    def conversations(self: CB, conversations: list[list[dict[str, Any]]]) -> CB:
+        """Many conversations in one request (vLLM's ``POST /chat/completions/batch``): the
+        response has one choice per conversation, in order. Not streamable; servers without
+        the route answer 404 (``client.batch()`` is the portable way)."""
+        if not isinstance(conversations, list) or not conversations:
+            raise InvalidRequestError("conversations(...): expected a non-empty list of message lists")
+        convs = [list(v.messages(f"conversations[{i}]", c)) for i, c in enumerate(conversations)]
+        self._path = _BATCH_PATH
+        return self._set("messages", convs)
+
+    @property
+    def _route_hint(self) -> str | None:
+        """What a 404 of a missing route means for this request (``ClientCore.builder_flow``)."""
+        if self._path == _BATCH_PATH:
+            return ("vLLM serves /v1/chat/completions/batch from 0.32; elsewhere send one request per "
+                    "conversation, e.g. with client.batch([...])")
+        return None
+
+    def _request_parts(self, stream: bool) -> tuple[dict[str, Any], dict[str, str] | None, Any]:
+        if stream and self._path == _BATCH_PATH:
+            raise InvalidRequestError("conversations([...]) cannot be streamed: vLLM's /chat/completions/batch "
+                                      "answers with JSON only; drop stream(True), or stream each conversation")
+        return super()._request_parts(stream)
 
     def system(self: CB, text: str) -> CB:
         """Append a system message."""
@@ -326,6 +354,14 @@ class ChatBody(_SamplingMixin):
         msgs = body.get("messages")
         if not msgs:
             raise InvalidRequestError("no messages: call .messages([...]) or .user_message('...') first")
+        if self._path == _BATCH_PATH:
+            if body.get("stream") is True:
+                raise InvalidRequestError("conversations([...]) cannot be streamed: drop stream(True)")
+            if "messages" in self._extra:
+                for i, c in enumerate(msgs):
+                    v.messages(f"conversations[{i}]", c)
+            _check_min_max(body)
+            return
         if body.get("continue_final_message") is True and body.get("add_generation_prompt", True) is not False:
             raise InvalidRequestError("continue_final_message(True) needs add_generation_prompt(False) "
                                       "(vLLM refuses the two together)")

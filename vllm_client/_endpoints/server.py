@@ -6,20 +6,28 @@ The flows here (pure, as every flow: see ``_core``) are run by both clients'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._config import Timeout
-from .._exceptions import APIConnectionError, InvalidRequestError, ResponseDecodeError
+from .._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    InvalidRequestError,
+    ResponseDecodeError,
+    route_missing,
+)
 from .._types import _dict, _int, _str
+from .._validate import string
 
 if TYPE_CHECKING:
     from .._core import ClientCore, Flow
     from .._transports.base import Response
 
-__all__ = ["Model", "TokenizeResult", "models_flow", "health_flow", "version_flow", "tokenize_flow",
-           "detokenize_flow"]
+__all__ = ["Model", "TokenizeResult", "Metrics", "models_flow", "health_flow", "version_flow", "tokenize_flow",
+           "detokenize_flow", "load_flow", "metrics_flow", "parse_metrics", "load_lora_flow", "unload_lora_flow"]
 
 
 @dataclass(slots=True)
@@ -141,3 +149,140 @@ def detokenize_flow(client: ClientCore, tokens: Any, model: str | None) -> Flow[
         return prompt if isinstance(prompt, str) else ""
 
     return (yield from client.json_flow(client.prepare("POST", "/detokenize", body, root=True), parse, "detokenize"))
+
+
+# -- load, metrics, LoRA adapters -------------------------------------------------------------
+
+
+def load_flow(client: ClientCore) -> Flow[int]:
+    """``GET /load`` at the server root: the requests in flight (vLLM's ``server_load``)."""
+    def parse(obj: dict[str, Any]) -> int:
+        load = _int(obj.get("server_load"))
+        if load is None:
+            raise ResponseDecodeError("load: expected an integer 'server_load'", body=obj)
+        return load
+
+    req = client.prepare("GET", "/load", root=True)
+    try:
+        return (yield from client.json_flow(req, parse, "load"))
+    except APIStatusError as e:
+        raise route_missing(e, "vLLM serves /load from 0.8.5 on") from None
+
+
+_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$")
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
+_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+
+def _labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for m in _LABEL.finditer(text):
+        out[m.group(1)] = re.sub(r'\\[\\"n]', lambda e: _UNESCAPE[e.group(0)], m.group(2))
+    return out
+
+
+class Metrics(Mapping[str, float]):
+    """The server's Prometheus metrics (``GET /metrics``): a mapping of each sample as written
+    (``'vllm:num_requests_running{engine="0",model_name="m"}'``, or a bare name when it has no
+    labels) to its value, plus ``samples`` (name, labels, value) and the vLLM gauges people read
+    most as properties (summed over engines and models; None when the server reports none)."""
+
+    def __init__(self, samples: list[tuple[str, dict[str, str], float]], keys: list[str], text: str) -> None:
+        self.samples = samples
+        self.text = text
+        self._values = dict(zip(keys, (s[2] for s in samples), strict=True))
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return (f"Metrics({len(self)} samples, num_requests_running={self.num_requests_running}, "
+                f"num_requests_waiting={self.num_requests_waiting}, kv_cache_usage_perc={self.kv_cache_usage_perc})")
+
+    def find(self, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
+        """(labels, value) of every sample named ``name`` whose labels include ``labels``."""
+        return [(lb, val) for n, lb, val in self.samples
+                if n == name and all(lb.get(k) == x for k, x in labels.items())]
+
+    def total(self, name: str, **labels: str) -> float | None:
+        """The sum of the samples named ``name`` (with those labels); None when there is none."""
+        found = self.find(name, **labels)
+        return sum(val for _, val in found) if found else None
+
+    @property
+    def num_requests_running(self) -> float | None:
+        """Requests being generated now (``vllm:num_requests_running``)."""
+        return self.total("vllm:num_requests_running")
+
+    @property
+    def num_requests_waiting(self) -> float | None:
+        """Requests queued (``vllm:num_requests_waiting``)."""
+        return self.total("vllm:num_requests_waiting")
+
+    @property
+    def kv_cache_usage_perc(self) -> float | None:
+        """KV-cache use, 0-1 (``vllm:kv_cache_usage_perc``; the fullest engine's when several)."""
+        found = self.find("vllm:kv_cache_usage_perc") or self.find("vllm:gpu_cache_usage_perc")
+        return max(val for _, val in found) if found else None
+
+
+def parse_metrics(text: str) -> Metrics:
+    """Parse the Prometheus text exposition format (comments and blank lines skipped; a line
+    that is not a sample raises ``ResponseDecodeError``)."""
+    samples: list[tuple[str, dict[str, str], float]] = []
+    keys: list[str] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        try:
+            value = float(m.group(3)) if m else None
+        except ValueError:
+            value = None
+        if m is None or value is None:
+            raise ResponseDecodeError(f"metrics: line {n} is not a Prometheus sample: {line[:120]!r}", body=text)
+        name, label_text = m.group(1), m.group(2)
+        samples.append((name, _labels(label_text) if label_text else {}, value))
+        keys.append(f"{name}{{{label_text}}}" if label_text else name)
+    return Metrics(samples, keys, text)
+
+
+def metrics_flow(client: ClientCore) -> Flow[Metrics]:
+    """``GET /metrics`` at the server root, parsed."""
+    req = client.prepare("GET", "/metrics", root=True, headers={"Accept": "text/plain"})
+    response = yield from client.send_flow(req)
+    return parse_metrics(response.body.decode("utf-8", "replace"))
+
+
+_LORA_HINT = "start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora to load adapters at runtime"
+
+
+def _lora_flow(client: ClientCore, path: str, body: dict[str, Any]) -> Flow[str]:
+    req = client.prepare("POST", path, body)
+    try:
+        response = yield from client.send_flow(req)
+    except APIStatusError as e:
+        raise route_missing(e, _LORA_HINT) from None
+    return response.body.decode("utf-8", "replace")
+
+
+def load_lora_flow(client: ClientCore, name: str, path: str, load_inplace: bool | None) -> Flow[str]:
+    """``POST /load_lora_adapter``: the server's answer text."""
+    body: dict[str, Any] = {"lora_name": string("load_lora_adapter(name=)", name),
+                            "lora_path": string("load_lora_adapter(path=)", path)}
+    if load_inplace is not None:
+        body["load_inplace"] = bool(load_inplace)
+    return (yield from _lora_flow(client, "/load_lora_adapter", body))
+
+
+def unload_lora_flow(client: ClientCore, name: str) -> Flow[str]:
+    """``POST /unload_lora_adapter``: the server's answer text."""
+    return (yield from _lora_flow(client, "/unload_lora_adapter",
+                                  {"lora_name": string("unload_lora_adapter(name=)", name)}))
