@@ -389,7 +389,7 @@ class StreamAccumulator(Generic[R]):
         self._final = response
         if response.usage is not None:
             out.append(UsageEvent(response.usage))
-        out.append(Done(response.choices[0].finish_reason if response.choices else None, response))
+        out.append(Done(response.finish_reason, response))  # (the first choice's)
         return out
 
     def raw(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class TranscriptionResponse:
     words: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    finish_reason: str | None = None  # a streamed one's ("stop", "length")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TranscriptionResponse:
@@ -54,7 +55,7 @@ class TranscriptionResponse:
             duration=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
             segments=[s for s in _list(d.get("segments")) if isinstance(s, dict)],
             words=[w for w in _list(d.get("words")) if isinstance(w, dict)],
-            usage=Usage.from_dict(d.get("usage")),
+            usage=_token_usage(d.get("usage")),
             raw=d,
         )
 
@@ -62,8 +63,15 @@ class TranscriptionResponse:
     def from_stream(cls, d: dict[str, Any]) -> TranscriptionResponse:
         """From a streamed transcription accumulated as chat chunks (vLLM streams it so)."""
         choices = _list(d.get("choices"))
-        message = _dict(_dict(choices[0]).get("message")) if choices else {}
-        return cls(text=_str(message.get("content")) or "", usage=Usage.from_dict(d.get("usage")), raw=d)
+        first = _dict(choices[0]) if choices else {}
+        message = _dict(first.get("message"))
+        return cls(text=_str(message.get("content")) or "", usage=_token_usage(d.get("usage")), raw=d,
+                   finish_reason=_str(first.get("finish_reason")))
+
+
+def _token_usage(d: Any) -> Usage | None:
+    """Token usage; None for vLLM's audio ``{"type": "duration", "seconds": n}`` (kept in ``raw``)."""
+    return Usage.from_dict(d) if isinstance(d, dict) and ("prompt_tokens" in d or "total_tokens" in d) else None
 
 
 def _quote(text: str) -> str:

@@ -2,7 +2,8 @@
 
 It answers in vLLM 0.32's wire format (chat and legacy completions as JSON or SSE
 piece by piece, models, embeddings, health, version, tokenize/detokenize at the
-root), with scripted replies and faults taken from a FIFO queue. Standard library
+root; the Responses API, batched chat, /load, /metrics, runtime LoRA adapters and audio
+transcription: see ``_surface``), with scripted replies and faults taken from a FIFO queue. Standard library
 and orjson only; ``http.server.ThreadingHTTPServer`` in a daemon thread.
 """
 
@@ -23,12 +24,13 @@ from typing import Any
 import orjson
 
 from . import _wire as w
+from ._surface import CHAT_BATCH, RESPONSES, SurfaceRoutes
 
 __all__ = ["FakeVllmServer", "RecordedRequest"]
 
 _CHAT = "/v1/chat/completions"
 _COMPLETIONS = "/v1/completions"
-_GENERATION = (_CHAT, _COMPLETIONS)
+_GENERATION = (_CHAT, _COMPLETIONS, RESPONSES, CHAT_BATCH)
 _ROUTES: dict[str, tuple[str, ...]] = {
     _CHAT: ("POST",), _COMPLETIONS: ("POST",), "/v1/embeddings": ("POST",), "/v1/models": ("GET",),
     "/health": ("GET",), "/ping": ("GET", "POST"), "/version": ("GET",), "/load": ("GET",),
@@ -259,7 +261,7 @@ class _Handler(BaseHTTPRequestHandler):
         return None
 
 
-class FakeVllmServer:
+class FakeVllmServer(SurfaceRoutes):
     """A fake vLLM server for tests: real sockets, vLLM 0.32's wire format, scripted replies and faults.
 
     ::
@@ -279,8 +281,8 @@ class FakeVllmServer:
     (``server.stall(2).reply(content="slow")``; alone, they modify the default answer).
     A request takes, in FIFO order, the queued modifiers up to and including the first
     answer item, at most one modifier of each kind (a second ``delay`` waits for the next
-    request). By default items are taken only by ``POST /v1/chat/completions`` and
-    ``POST /v1/completions``, so a client that first looks up ``/v1/models`` or probes
+    request). By default items are taken only by ``POST /v1/chat/completions``,
+    ``/v1/completions``, ``/v1/responses`` and ``/v1/chat/completions/batch``, so a client that first looks up ``/v1/models`` or probes
     ``/health`` does not eat them; pass ``path="/v1/embeddings"`` (any exact path) or
     ``path="*"`` (any request) to script other endpoints. With nothing queued the
     server answers normally: chat says ``"Hello! I am a fake vLLM server. You said:
@@ -317,6 +319,7 @@ class FakeVllmServer:
         self._stopping = threading.Event()
         self._tokenizer = w.Tokenizer()
         self._in_flight = 0
+        self._surface_init()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -543,6 +546,9 @@ class FakeVllmServer:
     def _route(self, method: str, path: str, headers: _Headers, raw: bytes, body: Any, bad_json: bool,
                reply: _Item | None) -> tuple[_Answer, bool]:
         """The normal answer to a request; the bool says whether a queued reply was used."""
+        surface = self._surface_route(method, path, headers, raw, body, reply)
+        if surface is not None:
+            return surface
         methods = _ROUTES.get(path)
         if methods is None:
             return _Answer(404, _NOT_FOUND), False
