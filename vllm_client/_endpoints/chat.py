@@ -216,6 +216,8 @@ class ChatBody(_SamplingMixin):
         if not isinstance(conversations, list) or not conversations:
             raise InvalidRequestError("conversations(...): expected a non-empty list of message lists")
         convs = [list(v.messages(f"conversations[{i}]", c)) for i, c in enumerate(conversations)]
+        if not all(convs):
+            raise InvalidRequestError(f"conversations(...): conversation {convs.index([])} has no messages")
         self._path = _BATCH_PATH
         return self._set("messages", convs)
 
