@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from vllm_client.testing import FakeVllmServer
 
 

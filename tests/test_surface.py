@@ -483,3 +483,22 @@ def test_audio_bad_input_is_refused_before_sending(tmp_path: Path) -> None:
         b.response_format("mp3")
     assert t.requests == []
     c.close()
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_responses_and_server_info(capsys: pytest.CaptureFixture[str]) -> None:
+    from vllm_client._cli import main
+
+    with FakeVllmServer() as server:
+        server.reply(content="Paris.")
+        assert main(["responses", "Capital", "of", "France?", "--base-url", server.url, "--max-tokens", "5"]) == 0
+        assert capsys.readouterr().out == "Paris.\n"
+        assert server.requests[-1].body == {"model": "fake-model", "input": "Capital of France?",
+                                            "max_output_tokens": 5, "stream": True}
+        assert main(["server-info", "--base-url", server.url]) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[1:] == ["version: 0.32.0+fake", "model: fake-model, max_model_len 4096",
+                           "load: 0 requests in flight", "num_requests_running: 0.0",
+                           "num_requests_waiting: 0.0", "kv_cache_usage_perc: 0.0"]

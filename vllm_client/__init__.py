@@ -17,6 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._config import Timeout
 from ._conversation import AsyncConversation, Conversation
+from ._endpoints.audio import (
+    AsyncTranscriptionBuilder,
+    AsyncTranslationBuilder,
+    TranscriptionBuilder,
+    TranscriptionResponse,
+    TranslationBuilder,
+)
 from ._endpoints.chat import (
     AsyncChatCompletionBuilder,
     ChatCompletionBuilder,
@@ -28,13 +35,6 @@ from ._endpoints.completions import (
     CompletionBuilder,
     CompletionChoice,
     CompletionResponse,
-)
-from ._endpoints.audio import (
-    AsyncTranscriptionBuilder,
-    AsyncTranslationBuilder,
-    TranscriptionBuilder,
-    TranscriptionResponse,
-    TranslationBuilder,
 )
 from ._endpoints.embeddings import AsyncEmbeddingBuilder, EmbeddingBuilder, EmbeddingResponse
 from ._endpoints.responses import (

@@ -1,4 +1,4 @@
-"""The ``vllm-client`` command: chat, models, complete, health, batch, demo.
+"""The ``vllm-client`` command: chat, models, complete, responses, server-info, health, batch, demo.
 
 Errors are one line on stderr and exit status 1 (``--debug`` shows the traceback).
 Imports stay lazy so ``vllm-client --help`` is fast.
@@ -114,6 +114,48 @@ def cmd_complete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_responses(args: argparse.Namespace) -> int:
+    """Stream a reply of the Responses API (reasoning shown apart, as in chat)."""
+    with _client(args) as client:
+        b = client.responses().create().input(" ".join(args.prompt))
+        if args.instructions is not None:
+            b.instructions(args.instructions)
+        if args.max_tokens is not None:
+            b.max_output_tokens(args.max_tokens)
+        if args.temperature is not None:
+            b.temperature(args.temperature)
+        printer = Printer()
+        with b.send_stream() as stream:
+            for ev in stream:
+                printer.event(ev)  # (ServerEvents, the Responses API's bookkeeping, print nothing)
+    return 0
+
+
+def cmd_server_info(args: argparse.Namespace) -> int:
+    """Version, models (with LoRA parents), load and the key metrics, one per line."""
+    from ._exceptions import VllmError
+
+    with _client(args) as client:
+        lines = [f"server: {client.base_url}", f"version: {client.version()}"]
+        for m in client.models():
+            parent = f" (LoRA of {m.parent})" if m.parent else ""
+            size = f", max_model_len {m.max_model_len}" if m.max_model_len else ""
+            lines.append(f"model: {m.id}{parent}{size}")
+        for what, get in (("load", client.load), ("metrics", client.metrics)):
+            try:
+                value = get()
+            except VllmError as e:
+                lines.append(f"{what}: unavailable ({e})")
+                continue
+            if what == "load":
+                lines.append(f"load: {value} requests in flight")
+            else:
+                for name in ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc"):
+                    lines.append(f"{name}: {getattr(value, name)}")
+    print("\n".join(lines))
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when the server is healthy."""
     with _client(args) as client:
@@ -170,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--temperature", type=float, default=None)
     cp.add_argument("--max-tokens", type=int, default=None)
     cp.set_defaults(func=cmd_complete)
+
+    r = sub.add_parser("responses", parents=[common], help="stream a reply of the Responses API")
+    r.add_argument("prompt", nargs="+")
+    r.add_argument("--instructions", default=None, help="system instructions")
+    r.add_argument("--temperature", type=float, default=None)
+    r.add_argument("--max-tokens", type=int, default=None, help="max_output_tokens")
+    r.set_defaults(func=cmd_responses)
+
+    si = sub.add_parser("server-info", parents=[common], help="version, models, load and key metrics")
+    si.set_defaults(func=cmd_server_info)
 
     h = sub.add_parser("health", parents=[common], help="check the server's /health")
     h.set_defaults(func=cmd_health)

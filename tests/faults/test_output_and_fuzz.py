@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from vllm_client import (
     APIStatusError,
     AsyncVllmClient,
+    ChatCompletionResponse,
     InternalServerError,
     ResponseDecodeError,
     StreamError,
@@ -21,7 +22,6 @@ from vllm_client import (
     VllmError,
 )
 from vllm_client._exceptions import error_from_response, load_json_object
-from vllm_client import ChatCompletionResponse
 from vllm_client._sse import SSEDecoder
 from vllm_client._stream import StreamAccumulator
 

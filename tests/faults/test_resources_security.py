@@ -22,7 +22,7 @@ from vllm_client import (
     VllmError,
 )
 
-from ._rawserver import CHAT_OK, Conn, RawServer, open_fds, serve_ok, serve_stream
+from ._rawserver import Conn, RawServer, open_fds, serve_ok, serve_stream
 
 SECRET = "sk-very-secret-key-123"
 

@@ -23,10 +23,10 @@ import requests
 from vllm_client import (
     AsyncVllmClient,
     BadRequestError,
-    InvalidRequestError,
     ChatCompletionResponse,
     ContentDelta,
     Done,
+    InvalidRequestError,
     NotFoundError,
     UsageEvent,
     VllmClient,

@@ -324,8 +324,8 @@ def _response_events(response: dict[str, Any], scripted: w.Reply) -> list[bytes]
               _named("response.in_progress", {"response": start, "sequence_number": next(seq),
                                                "type": "response.in_progress"})]
 
-    def ev(name: str, **fields: Any) -> None:
-        events.append(_named(name, {**fields, "sequence_number": next(seq), "type": name}))
+    def ev(kind: str, /, **fields: Any) -> None:
+        events.append(_named(kind, {**fields, "sequence_number": next(seq), "type": kind}))
 
     for idx, item in enumerate(response["output"]):
         kind = item["type"]
