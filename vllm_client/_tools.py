@@ -27,7 +27,6 @@ __all__ = [
     "is_async_tool",
     "parse_docstring",
     "tool",
-    "type_schema",
 ]
 
 _MISSING: Any = object()
@@ -100,15 +99,6 @@ def tool(fn: Callable[..., Any] | Mapping[str, Any], *, strict: bool = False, na
     out = _FunctionTool(type="function", function=function)
     out.fn = fn
     return out
-
-
-def type_schema(tp: Any, where: str) -> dict[str, Any]:
-    """The JSON schema of a type, by the same converter as tool parameters (``$defs`` at its root)."""
-    conv = _Converter(where)
-    schema = conv.schema(tp)
-    if conv.defs:
-        schema = {**schema, "$defs": conv.defs}
-    return schema
 
 
 # -- running calls -----------------------------------------------------------------------------

@@ -259,7 +259,7 @@ class ResponsesResponse:
 
 def _parser(tp: Any) -> Callable[[dict[str, Any]], ResponsesResponse]:
     """``from_dict`` that also fills ``parsed`` with the output text as a ``tp`` instance."""
-    from .._tools import _convert
+    from .._convert import _convert
 
     def parse(d: dict[str, Any]) -> ResponsesResponse:
         r = ResponsesResponse(d)
@@ -462,13 +462,13 @@ def responses_tool(schema: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _text_schema(fmt: Any) -> tuple[dict[str, Any], Any]:
+def _text_schema(fmt: Any, strict: bool) -> tuple[dict[str, Any], Any]:
     """(JSON schema, the type to parse into or None) for ``text_format``."""
     if isinstance(fmt, Mapping):
         return dict(v.mapping("text_format", dict(fmt))), None
-    from .._tools import type_schema
+    from .._schema import type_schema
 
-    return type_schema(fmt, "text_format"), fmt
+    return type_schema(fmt, strict=strict, where="text_format"), fmt
 
 
 class ResponsesBody(_Builder):
@@ -534,7 +534,7 @@ class ResponsesBody(_Builder):
     def text_format(self: RB, fmt: Any, *, name: str = "output", strict: bool = True) -> RB:
         """Ask for JSON matching a schema (``text.format`` of type json_schema): a schema dict, or a
         type (dataclass, TypedDict, pydantic model, ``list[X]``...), then ``.parsed`` is an instance."""
-        schema, tp = _text_schema(fmt)
+        schema, tp = _text_schema(fmt, v.boolean("text_format(strict=)", strict))
         text = dict(_dict(self._body.get("text")))
         text["format"] = {"type": "json_schema", "name": v.string("text_format(name=)", name), "schema": schema,
                           "strict": v.boolean("text_format(strict=)", strict)}
