@@ -39,6 +39,7 @@ class BatchRequest:
     headers: dict[str, str] | None = None
     timeout: Timeout | None = None  # the builder's own .timeout(), else the client's
     root: bool = False  # the path is at the server root
+    route_hint: str | None = None  # what a 404 for a missing route means (the builder's)
 
 
 def to_batch_request(item: Any) -> BatchRequest:
@@ -50,7 +51,8 @@ def to_batch_request(item: Any) -> BatchRequest:
     if isinstance(item, _Builder):
         body, headers, timeout = item._request_parts(False)
         check_finite(body)  # every request is checked before the first is sent
-        return BatchRequest(item._path, body, item._parse, item._what, headers, timeout, item._root)
+        return BatchRequest(item._path, body, item._parse, item._what, headers, timeout, item._root,
+                            getattr(item, "_route_hint", None))
     if isinstance(item, dict):
         url = item.get("url")
         raw_body = item.get("body")
@@ -161,7 +163,7 @@ async def _one(client: Any, req: BatchRequest) -> Any:
     """Send one batch request (the flow ``send()`` runs, with the client's retry policy); the
     response, or the exception it ended with."""
     flow = client.request_flow(req.path, dict(req.body), req.parse, req.what, headers=req.headers,
-                               timeout=req.timeout, root=req.root)
+                               timeout=req.timeout, root=req.root, route_hint=req.route_hint)
     try:
         return await client._run(flow)
     except Exception as e:  # a VllmError, or whatever a custom transport raised: this item ends with it

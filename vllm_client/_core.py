@@ -270,25 +270,26 @@ class ClientCore:
 
     def request_flow(self, path: str, body: dict[str, Any], parse: Callable[[dict[str, Any]], T], what: str, *,
                      headers: Mapping[str, str] | None = None, timeout: Timeout | None = None,
-                     root: bool = False) -> Flow[T]:
+                     root: bool = False, route_hint: str | None = None) -> Flow[T]:
         """POST a JSON body (the model filled in when it has none) and parse the answer with
-        ``parse``: what ``send()`` runs, and each item of ``batch()``."""
+        ``parse``: what ``send()`` runs, and each item of ``batch()``. ``route_hint``: what a
+        404 for a missing route means for this endpoint (the error says it)."""
         if "model" not in body:  # (checked here too: saves a generator per request)
             yield from self.model_flow(body)
         req = self.prepare("POST", path, body, headers=headers, timeout=timeout, root=root)
-        return (yield from self.json_flow(req, parse, what))
+        try:
+            return (yield from self.json_flow(req, parse, what))
+        except APIStatusError as e:
+            if route_hint:
+                route_missing(e, route_hint)
+            raise
 
     def builder_flow(self, builder: _Sendable, parse: Callable[[dict[str, Any]], T], what: str) -> Flow[T]:
-        """Send a builder's request (not streamed) and parse the answer."""
+        """Send a builder's request (not streamed) and parse the answer (``request_flow`` with
+        the builder's parts; a plain function: no generator of its own on the hot path)."""
         body, headers, timeout = builder._request_parts(False)
-        try:
-            return (yield from self.request_flow(builder._path, body, parse, what, headers=headers,
-                                                 timeout=timeout, root=builder._root))
-        except APIStatusError as e:
-            hint = getattr(builder, "_route_hint", None)  # what a missing route means for this endpoint
-            if hint:
-                route_missing(e, hint)
-            raise
+        return self.request_flow(builder._path, body, parse, what, headers=headers, timeout=timeout,
+                                 root=builder._root, route_hint=getattr(builder, "_route_hint", None))
 
     def stream_flow(self, builder: _Sendable) -> Flow[tuple[Response, str]]:
         """Open a builder's stream (retried only until the server answers); return the open Response."""
