@@ -12,7 +12,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
-from ._batch import Progress, iter_batch, run_batch
+from ._batch import Progress, iter_batch, known_length, prepared, run_batch
 from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
@@ -135,9 +135,9 @@ class AsyncVllmClient(ClientCore):
     def batch_iter(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = False,
                    max_requests_per_second: float | None = None) -> AsyncIterator[tuple[int, Any]]:
         """Like ``batch`` but yields ``(position, result)`` as each request finishes."""
-        items = list(requests)
+        items = prepared(requests)  # a list is checked whole, any other iterable taken lazily
         return iter_batch(self, items, concurrency=concurrency, max_requests_per_second=max_requests_per_second,
-                          progress=Progress(len(items), enabled=progress))
+                          progress=Progress(known_length(items), enabled=progress))
 
     def completions(self) -> Creator[AsyncCompletionBuilder]:
         """Legacy text completions."""

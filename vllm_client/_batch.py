@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -21,7 +22,7 @@ from ._exceptions import InvalidRequestError
 from ._validate import check_finite
 
 __all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress", "sync_batch",
-           "sync_batch_iter"]
+           "sync_batch_iter", "prepared", "known_length", "summary_text", "output_tokens"]
 
 
 def _raw(obj: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +92,8 @@ class RateLimiter:
 
 class Progress:
     """A progress line on stderr: done/total, rate, ETA, errors. A bar on a terminal (10 updates
-    a second at most); plain lines every few seconds otherwise."""
+    a second at most); plain lines every few seconds otherwise. It also keeps the figures of
+    the closing summary (latencies, output tokens)."""
 
     def __init__(self, total: int | None, *, enabled: bool = True, out: TextIO | None = None,
                  every: float | None = None) -> None:
@@ -102,14 +104,19 @@ class Progress:
         self.every = every if every is not None else (0.1 if self.tty else 5.0)
         self.done = 0
         self.errors = 0
+        self.tokens = 0
+        self.latencies = array("d")  # seconds per sent request, 8 bytes each
         self.start = time.monotonic()
         self._last = 0.0
 
-    def update(self, error: bool = False) -> None:
+    def update(self, error: bool = False, latency: float | None = None, tokens: int = 0) -> None:
         """Count one finished request."""
         self.done += 1
         if error:
             self.errors += 1
+        if latency is not None:
+            self.latencies.append(latency)
+        self.tokens += tokens
         if self.enabled:
             now = time.monotonic()
             if now - self._last >= self.every:
@@ -131,6 +138,20 @@ class Progress:
         parts.append(f"errors {self.errors}")
         return "  ".join(parts)
 
+    def summary(self) -> dict[str, Any]:
+        """The figures ``vllm bench serve`` prints: requests ok/failed, wall time, requests/s,
+        output tokens/s, latency percentiles (seconds; None when nothing was sent)."""
+        wall = max(time.monotonic() - self.start, 1e-9)
+        lat = sorted(self.latencies)
+
+        def pct(q: float) -> float | None:
+            return lat[min(len(lat) - 1, int(q / 100 * len(lat)))] if lat else None
+
+        return {"requests": self.done, "ok": self.done - self.errors, "failed": self.errors,
+                "wall_s": round(wall, 3), "requests_per_s": round(self.done / wall, 2),
+                "output_tokens": self.tokens, "output_tokens_per_s": round(self.tokens / wall, 2),
+                "latency_p50_s": pct(50), "latency_p90_s": pct(90), "latency_p99_s": pct(99)}
+
     def _draw(self, now: float) -> None:
         text = self.line(now)
         if self.tty:
@@ -148,6 +169,24 @@ class Progress:
             if self.tty:
                 self.out.write("\n")
             self.out.flush()
+
+
+def summary_text(s: dict[str, Any]) -> str:
+    """A ``summary()`` as the lines printed at the end of a batch."""
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{1000 * v:.0f} ms"
+
+    return (f"requests: {s['ok']} ok, {s['failed']} failed in {s['wall_s']:.1f} s; "
+            f"{s['requests_per_s']:.1f} req/s, {s['output_tokens_per_s']:.1f} output tokens/s\n"
+            f"latency: p50 {ms(s['latency_p50_s'])}, p90 {ms(s['latency_p90_s'])}, p99 {ms(s['latency_p99_s'])}\n")
+
+
+def output_tokens(result: Any) -> int:
+    """``usage.completion_tokens`` of a response (0 when it has none)."""
+    raw = getattr(result, "raw", result)
+    usage = raw.get("usage") if raw.__class__ is dict else None
+    n = usage.get("completion_tokens") if usage.__class__ is dict else None
+    return n if n.__class__ is int else 0
 
 
 def _duration(seconds: float) -> str:
@@ -170,29 +209,93 @@ async def _one(client: Any, req: BatchRequest) -> Any:
         return e
 
 
+def prepared(requests: Iterable[Any]) -> Iterable[Any]:
+    """A list or tuple checked whole (bad input fails before anything is sent); any other
+    iterable is taken lazily, one item at a time, as the window moves on."""
+    if isinstance(requests, (list, tuple)):
+        return [to_batch_request(r) for r in requests]
+    return requests
+
+
+def known_length(requests: Iterable[Any]) -> int | None:
+    """The number of requests when the iterable knows it (for the progress line)."""
+    return len(requests) if isinstance(requests, Sized) else None
+
+
+def _feed(requests: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+    """``(position, BatchRequest)``, or ``(position, InvalidRequestError)`` for a bad item of a
+    lazy iterable (that item ends with the error; the others go on)."""
+    for i, r in enumerate(requests):
+        if r.__class__ is BatchRequest:
+            yield i, r
+            continue
+        try:
+            yield i, to_batch_request(r)
+        except InvalidRequestError as e:
+            yield i, e
+
+
+class _Raised:
+    """The user's iterable raised: the batch ends with this exception."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
 async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 64,
                      max_requests_per_second: float | None = None,
                      progress: Progress | None = None) -> AsyncIterator[tuple[int, Any]]:
-    """Yield ``(position, result)`` as requests finish; ``concurrency`` at a time."""
+    """Yield ``(position, result)`` as requests finish; ``concurrency`` at a time.
+
+    The window is bounded: at most ``concurrency`` requests in flight and ``concurrency``
+    finished ones waiting for the consumer; a lazy iterable is read only as the window moves,
+    so memory does not grow with the number of requests.
+    """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidRequestError(f"concurrency={concurrency!r}: expected an integer >= 1")
-    items = [to_batch_request(r) for r in requests]  # bad input fails before anything is sent
+    if isinstance(requests, (list, tuple)):
+        requests = prepared(requests)  # bad input fails before anything is sent
     limiter = RateLimiter(max_requests_per_second)
-    queue: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
-    feed = iter(enumerate(items))
+    feed = _feed(requests)
+    total = known_length(requests)
+    n_workers = concurrency if total is None else max(1, min(concurrency, total))
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency)
+    clock = time.perf_counter
 
     async def worker() -> None:
-        for i, req in feed:  # the iterator is shared: each worker takes the next request
-            await limiter.wait()
-            result = await _one(client, req)
-            if progress is not None:
-                progress.update(error=isinstance(result, BaseException))
-            await queue.put((i, result))
+        try:
+            for i, req in feed:  # the iterator is shared: each worker takes the next request
+                if req.__class__ is BatchRequest:
+                    await limiter.wait()
+                    started = clock()
+                    result = await _one(client, req)
+                    latency: float | None = clock() - started
+                else:
+                    result, latency = req, None
+                if progress is not None:
+                    progress.update(error=isinstance(result, BaseException), latency=latency,
+                                    tokens=output_tokens(result))
+                await queue.put((i, result))
+        except Exception as e:  # the user's iterable raised
+            await queue.put(_Raised(e))
+        await queue.put(_END)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)) or 1)]
+    workers = [asyncio.ensure_future(worker()) for _ in range(n_workers)]
+    ended = 0
     try:
-        for _ in range(len(items)):
-            yield await queue.get()
+        while ended < n_workers:
+            item = await queue.get()
+            if item is _END:
+                ended += 1
+            elif item.__class__ is _Raised:
+                raise item.error
+            else:
+                yield item
     finally:
         for w in workers:
             w.cancel()
@@ -204,11 +307,14 @@ async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int =
 async def run_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 64,
                     max_requests_per_second: float | None = None, progress: bool = True) -> list[Any]:
     """All results in input order (a response, or the exception (a ``VllmError`` as a rule) that request ended with)."""
-    items = list(requests)
-    results: list[Any] = [None] * len(items)
-    bar = Progress(len(items), enabled=progress)
-    async for i, result in iter_batch(client, items, concurrency=concurrency,
+    requests = prepared(requests)
+    total = known_length(requests)
+    results: list[Any] = [None] * (total or 0)
+    bar = Progress(total, enabled=progress)
+    async for i, result in iter_batch(client, requests, concurrency=concurrency,
                                       max_requests_per_second=max_requests_per_second, progress=bar):
+        if i >= len(results):
+            results.extend([None] * (i + 1 - len(results)))
         results[i] = result
     return results
 
@@ -232,45 +338,64 @@ def _async_twin(client: Any) -> Any:
 
 def sync_batch(client: Any, requests: Iterable[Any], *, concurrency: int, progress: bool,
                max_requests_per_second: float | None) -> list[Any]:
-    """``VllmClient.batch``: ``run_batch`` on a fresh event loop in a worker thread."""
+    """``VllmClient.batch``: ``run_batch`` on a fresh event loop in a worker thread (a lazy
+    iterable is iterated in that thread)."""
     from ._sync import run_in_thread
 
-    items = [to_batch_request(r) for r in requests]  # bad input fails here, before sending
+    requests = prepared(requests)  # a list: bad input fails here, before sending
 
     async def main() -> list[Any]:
         async with _async_twin(client) as twin:
-            return await run_batch(twin, items, concurrency=concurrency, progress=progress,
+            return await run_batch(twin, requests, concurrency=concurrency, progress=progress,
                                    max_requests_per_second=max_requests_per_second)
 
     results: list[Any] = run_in_thread(main)
     return results
 
 
+def _put(q: Any, item: Any, stop: Any) -> None:
+    """Put on a bounded ``queue.Queue``, giving up once ``stop`` is set (the consumer left)."""
+    import queue
+
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
 def sync_batch_iter(client: Any, requests: Iterable[Any], *, concurrency: int, progress: bool,
                     max_requests_per_second: float | None) -> Iterator[tuple[int, Any]]:
-    """``VllmClient.batch_iter``: ``iter_batch`` in a worker thread, handed over by a queue."""
+    """``VllmClient.batch_iter``: ``iter_batch`` in a worker thread, handed over by a bounded
+    queue (a consumer slower than the server holds the window back; memory stays bounded)."""
     import queue
     import threading
 
-    items = [to_batch_request(r) for r in requests]
-    results: queue.Queue[Any] = queue.Queue()
+    requests = prepared(requests)
+    results: queue.Queue[Any] = queue.Queue(maxsize=max(1, concurrency) if isinstance(concurrency, int) else 1)
     stop = threading.Event()
     done = object()
 
     async def main() -> None:
+        loop = asyncio.get_running_loop()
         try:
             async with _async_twin(client) as twin:
-                it = iter_batch(twin, items, concurrency=concurrency, progress=Progress(len(items), enabled=progress),
+                it = iter_batch(twin, requests, concurrency=concurrency,
+                                progress=Progress(known_length(requests), enabled=progress),
                                 max_requests_per_second=max_requests_per_second)
                 async for pair in it:
-                    results.put(pair)
                     if stop.is_set():
                         break
+                    try:
+                        results.put_nowait(pair)
+                    except queue.Full:  # wait in a thread: the loop keeps serving what is in flight
+                        await loop.run_in_executor(None, _put, results, pair, stop)
                 await it.aclose()  # type: ignore[attr-defined]
         except BaseException as e:  # hand any failure to the consumer
-            results.put(e)
+            _put(results, e, stop)
         finally:
-            results.put(done)
+            _put(results, done, stop)
 
     def gen() -> Iterator[tuple[int, Any]]:
         worker = threading.Thread(target=lambda: asyncio.run(main()), name="vllm_client-batch", daemon=True)

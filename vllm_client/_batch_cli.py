@@ -2,71 +2,186 @@
 
 Input lines: ``{"custom_id", "method", "url", "body"}``. Output lines, as vLLM's
 ``run-batch`` writes them: ``{"id", "custom_id", "response": {"status_code",
-"request_id", "body"}, "error"}``. Each result is appended and flushed as soon as
-it finishes, so a crash loses nothing finished; a re-run skips the custom_ids
-already in the output. Bad input lines are reported as ``line N`` and skipped.
+"request_id", "body"}, "error"}``.
+
+- The input is read lazily, as the window of requests in flight moves on: memory does not
+  grow with the file (only the set of custom_ids, for duplicates and resuming).
+- Each result is appended as soon as it finishes, so a crash loses nothing finished.
+- A re-run skips the custom_ids that are *done*: answered, or failed for good (400, 404,
+  422...). A record of a request that failed for a retryable reason (connection error,
+  timeout, 408/409/429/5xx after the client's retries) is not done: the re-run first
+  compacts the output (a new file, then an atomic rename: a kill at any moment loses
+  nothing) keeping one finished record per custom_id and dropping those failures, a torn
+  last line and any garbage, and then sends exactly those requests again.
+- A server that cannot be reached at the start ends the job at once, writing nothing; one
+  that dies mid-job (50 connection failures in a row, or 15 s of them without an answer)
+  stops the job, which the same command resumes.
+- Bad input lines are reported as ``line N`` and skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import sys
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 import orjson
 
-from ._exceptions import APIStatusError
+from ._batch import Progress, iter_batch, summary_text
+from ._exceptions import APIConnectionError, APIStatusError, InvalidRequestError
+from ._retry import should_retry_status
+from ._urls import redact_url
+
+# Error records (no HTTP answer) of these kinds are not done: a re-run sends their requests again.
+RETRYABLE_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
+STOP_AFTER_FAILURES = 50  # connection failures in a row (every replica tried) that stop a job
+STOP_AFTER_SILENCE = 15.0  # seconds of connection failures without an answer that stop a job
 
 
-def read_done(path: str) -> set[str]:
-    """custom_ids already in the output file (a torn last line from a crash is ignored)."""
+def record_id(obj: Any) -> str | None:
+    """The custom_id of an output record (None when the line is not a record)."""
+    if obj.__class__ is dict:
+        cid = obj.get("custom_id")
+        if cid.__class__ is str and cid:
+            return cid
+    return None
+
+
+def is_done(obj: dict[str, Any]) -> bool:
+    """Whether a record is final: an answer (or a permanent failure), not a retryable failure."""
+    response = obj.get("response")
+    if response.__class__ is dict:
+        status = response.get("status_code")
+        return not (status.__class__ is int and should_retry_status(status))
+    error = obj.get("error")
+    return not (error.__class__ is dict and error.get("code") in RETRYABLE_ERRORS)
+
+
+def _scan(path: str, keep: Callable[[bytes], Any] | None) -> tuple[set[str], int, bool]:
+    """One pass over the output: (custom_ids done, lines dropped, whether anything must change).
+    ``keep`` gets each kept line (the first done record of each custom_id), newline-terminated."""
     done: set[str] = set()
-    if not os.path.exists(path):
-        return done
+    dropped = 0
+    change = False
     with open(path, "rb") as f:
         for line in f:
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
+                obj = None
+            cid = record_id(obj)
+            if cid is None or cid in done or not is_done(obj):
+                change = True  # a retryable failure, a duplicate, a torn line or garbage: dropped
+                dropped += bool(line.strip())
                 continue
-            if isinstance(obj, dict) and isinstance(obj.get("custom_id"), str):
-                done.add(obj["custom_id"])
+            done.add(cid)
+            if not line.endswith(b"\n"):  # a whole record without its newline (the last line)
+                change = True
+                line += b"\n"
+            if keep is not None:
+                keep(line)
+    return done, dropped, change
+
+
+def read_done(path: str, err: TextIO) -> set[str]:
+    """The custom_ids done in the output file, which is compacted first when it holds anything
+    else (failures to retry, duplicates, a torn last line): written anew beside it, synced,
+    then renamed over it, so that a kill at any moment leaves one whole file or the other."""
+    if not os.path.exists(path):
+        return set()
+    done, dropped, change = _scan(path, None)
+    if not change:
+        return done
+    del done
+    tmp = f"{path}.compact-tmp"
+    with open(tmp, "wb") as out:
+        done, dropped, _ = _scan(path, out.write)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path)
+    if dropped:
+        err.write(f"batch: {path}: {dropped} record(s) dropped (failed for a retryable reason, torn or "
+                  f"duplicate): their requests are sent again\n")
     return done
 
 
-def read_input(path: str, done: set[str], err: TextIO) -> tuple[list[dict[str, Any]], int, int]:
-    """(valid pending lines, bad line count, skipped-as-done count)."""
-    todo: list[dict[str, Any]] = []
-    bad = skipped = 0
-    seen: set[str] = set()
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def count_lines(path: str) -> int:
+    """Lines in a file (constant memory), for the progress line's total."""
+    n = 0
+    last = b"\n"
     with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                err.write(f"line {n}: invalid JSON ({e}); skipped\n")
-                bad += 1
-                continue
-            problem = _check_line(obj)
-            if problem:
-                err.write(f"line {n}: {problem}; skipped\n")
-                bad += 1
-                continue
-            cid = obj["custom_id"]
-            if cid in done:
-                skipped += 1
-                continue
-            if cid in seen:
-                err.write(f"line {n}: duplicate custom_id {cid!r}; skipped\n")
-                bad += 1
-                continue
-            seen.add(cid)
-            todo.append(obj)
-    return todo, bad, skipped
+        while chunk := f.read(1 << 20):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+class Input:
+    """The input file's pending requests, read lazily: ``{"url", "body"}`` dicts for the batch
+    engine, each one's custom_id kept by position until its result is written."""
+
+    def __init__(self, path: str, done: set[str], err: TextIO, progress: Progress) -> None:
+        self.path = path
+        self.done = done  # custom_ids finished in earlier runs; each moves to `seen` when met
+        self.seen: set[str] = set()  # custom_ids met in the input (one set between the two)
+        self.err = err
+        self.progress = progress
+        self.ids: dict[int, str] = {}  # position -> custom_id, for the requests in the window
+        self.bad = self.skipped = self.sent = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        seen, done, progress = self.seen, self.done, self.progress
+        with open(self.path, "rb") as f:
+            for n, raw in enumerate(f, 1):
+                obj, problem = _parse_line(raw)
+                cid = obj["custom_id"] if problem is None else None
+                if problem is None and cid in seen:
+                    problem = f"duplicate custom_id {cid!r}"
+                if problem is not None or cid in done:
+                    if progress.total:
+                        progress.total -= 1
+                    if problem is None:
+                        done.discard(cid)
+                        seen.add(cid)  # type: ignore[arg-type]
+                        self.skipped += 1
+                    elif problem:
+                        self.err.write(f"line {n}: {problem}; skipped\n")
+                        self.bad += 1
+                    continue
+                seen.add(cid)  # type: ignore[arg-type]
+                self.ids[self.sent] = cid  # type: ignore[assignment]
+                self.sent += 1
+                yield {"url": obj["url"], "body": obj["body"]}
+
+
+def _parse_line(raw: bytes) -> tuple[Any, str | None]:
+    """(the line's object, what is wrong with it: None when fine, "" for a blank line)."""
+    if not raw.strip():
+        return None, ""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return None, f"invalid JSON ({e})"
+    return obj, _check_line(obj)
 
 
 def _check_line(obj: Any) -> str | None:
@@ -100,35 +215,103 @@ def output_line(custom_id: str, result: Any) -> dict[str, Any]:
             "error": None}
 
 
+class Watchdog:
+    """Decides when a job's server is gone: a connection failure (after the client's retries,
+    on every replica) before any answer at all; ``failures`` of them in a row; or failures
+    still coming ``silence`` seconds after the last answer. Any HTTP answer (even an error
+    status) shows the server alive."""
+
+    def __init__(self, *, failures: int = STOP_AFTER_FAILURES, silence: float = STOP_AFTER_SILENCE,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.failures = failures
+        self.silence = silence
+        self.clock = clock
+        self.answered = False
+        self.in_a_row = 0
+        self.last_answer = clock()
+
+    def note(self, result: Any) -> str | None:
+        """Count one result; the reason to stop the job, or None."""
+        if isinstance(result, APIConnectionError):
+            self.in_a_row += 1
+            why = " ".join(str(result).split())
+            if not self.answered:
+                return f"cannot reach the server ({why})"
+            if self.in_a_row >= self.failures:
+                return f"the server stopped answering: {self.in_a_row} connection failures in a row (last: {why})"
+            quiet = self.clock() - self.last_answer
+            if quiet >= self.silence:
+                return f"the server stopped answering: no answer for {quiet:.0f} s (last: {why})"
+            return None
+        if not isinstance(result, InvalidRequestError):  # an answer: a response or an HTTP error
+            self.answered = True
+            self.in_a_row = 0
+            self.last_answer = self.clock()
+        return None
+
+
+def _write(fd: int, data: bytes) -> None:
+    """Append with as few write() calls as the kernel allows (one, as a rule)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def run_batch_cli(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
     """The ``batch`` subcommand."""
-    from . import VllmClient
+    return asyncio.run(_run(args, err))
 
-    done = read_done(args.output)
-    todo, bad, skipped = read_input(args.input, done, err)
-    if skipped:
-        err.write(f"batch: {skipped} request(s) already in {args.output}; skipped\n")
-    if not todo:
-        err.write(f"batch: nothing to do ({bad} bad line(s))\n")
-        return 1 if bad else 0
+
+async def _run(args: argparse.Namespace, err: TextIO) -> int:
+    from ._async import AsyncVllmClient
+
     urls = [args.base_url or os.environ.get("VLLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
             or "http://localhost:8000/v1"] + list(args.servers or [])
-    errors = 0
-    with open(args.output, "ab") as out:
-        if out.tell() > 0:  # a crash may have left a torn last line: start on a fresh line
-            with open(args.output, "rb") as check:
-                check.seek(-1, os.SEEK_END)
-                if check.read(1) != b"\n":
-                    out.write(b"\n")
-        with VllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
-                        timeout=args.timeout) as client:
-            requests = [{"url": o["url"], "body": o["body"]} for o in todo]
-            for i, result in client.batch_iter(requests, concurrency=args.concurrency,
-                                               progress=not args.no_progress,
-                                               max_requests_per_second=args.max_requests_per_second):
-                if isinstance(result, Exception):
-                    errors += 1
-                out.write(orjson.dumps(output_line(todo[i]["custom_id"], result)) + b"\n")
-                out.flush()
-    err.write(f"batch: {len(todo)} request(s) written to {args.output}; {errors} failed; {bad} bad line(s)\n")
-    return 1 if errors or bad else 0
+    client = AsyncVllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
+                             timeout=args.timeout, max_retries=args.max_retries)  # bad options: before any I/O
+    done = read_done(args.output, err)
+    already = len(done)
+    progress = Progress(count_lines(args.input), enabled=not args.no_progress, out=err)
+    source = Input(args.input, done, err, progress)
+    watchdog = Watchdog()
+    stopped: str | None = None
+    errors = written = 0
+    fd = os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        async with client:
+            results = iter_batch(client, source, concurrency=args.concurrency, progress=progress,
+                                 max_requests_per_second=args.max_requests_per_second)
+            try:
+                async for i, result in results:
+                    cid = source.ids.pop(i)
+                    stopped = watchdog.note(result)
+                    if stopped is not None:
+                        break  # what is in flight is cancelled, and not written
+                    if isinstance(result, Exception):
+                        errors += 1
+                    _write(fd, orjson.dumps(output_line(cid, result)) + b"\n")
+                    written += 1
+            finally:
+                await results.aclose()  # type: ignore[attr-defined]
+    finally:
+        os.close(fd)
+    summary = progress.summary()
+    summary.update({"written": written, "skipped_done": source.skipped, "bad_lines": source.bad,
+                    "stopped": stopped})
+    if args.summary_json:
+        with open(args.summary_json, "wb") as f:
+            f.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    if source.skipped or already:
+        err.write(f"batch: {source.skipped} request(s) already in {args.output}; skipped\n")
+    if stopped is not None:
+        where = ", ".join(redact_url(u) for u in client.base_urls)
+        err.write(f"batch: stopped: {stopped}; server {where}. {written} result(s) written to {args.output}; "
+                  "run the same command again to resume\n")
+        return 1
+    if not source.sent:
+        err.write(f"batch: nothing to do ({source.bad} bad line(s))\n")
+        return 1 if source.bad else 0
+    err.write(summary_text(summary))
+    err.write(f"batch: {written} request(s) written to {args.output}; {errors} failed; {source.bad} bad line(s)"
+              + (" (run the same command again to retry the retryable failures)" if errors else "") + "\n")
+    return 1 if errors or source.bad else 0

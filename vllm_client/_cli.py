@@ -226,13 +226,28 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("health", parents=[common], help="check the server's /health")
     h.set_defaults(func=cmd_health)
 
-    b = sub.add_parser("batch", parents=[common], help="run an OpenAI batch file (JSONL) against the server(s)")
-    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line")
-    b.add_argument("-o", "--output", required=True, help="output JSONL (appended; re-runs skip done custom_ids)")
+    b = sub.add_parser(
+        "batch", parents=[common], help="run an OpenAI batch file (JSONL) against the server(s)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run an OpenAI batch file (JSONL) against the server(s); resumable.",
+        epilog="Resuming: run the same command again. Requests already answered (or failed for good: "
+               "400, 404, 422...) are skipped; those that failed for a retryable reason (connection error, "
+               "timeout, 408/409/429/5xx after the retries) are sent again, and the output keeps one record "
+               "per custom_id (the latest). A torn last line left by a crash is repaired.\n"
+               "A server that cannot be reached at the start ends the job at once (nothing written); one "
+               "that stops answering mid-job (50 connection failures in a row, or 15 s of failures without "
+               "an answer) stops it with exit status 1: run the same command again once it is back.")
+    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line (read lazily)")
+    b.add_argument("-o", "--output", required=True,
+                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others)")
     b.add_argument("--concurrency", type=int, default=64)
     b.add_argument("--max-requests-per-second", type=float, default=None)
+    b.add_argument("--max-retries", type=int, default=2, help="retries per request (default 2)")
     b.add_argument("--servers", nargs="*", default=None, help="more base URLs to spread the requests over")
     b.add_argument("--no-progress", action="store_true", help="no progress output")
+    b.add_argument("--summary-json", default=None, metavar="PATH",
+                   help="write the closing summary (requests ok/failed, wall time, requests/s, output "
+                        "tokens/s, latency p50/p90/p99) as JSON to PATH")
     b.set_defaults(func=cmd_batch)
 
     d = sub.add_parser("demo", parents=[common],
