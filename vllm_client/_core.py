@@ -38,7 +38,7 @@ from ._exceptions import (
     route_missing,
 )
 from ._replicas import Replica, ReplicaSet
-from ._retry import decide
+from ._retry import decide, resend_at_once
 from ._transports.base import PreparedRequest, Response
 from ._urls import redact_url, server_root
 from ._validate import check_finite, integer
@@ -186,9 +186,11 @@ class ClientCore:
         """Send with the retry policy; return the first non-error Response, or raise the typed error.
 
         Connection errors and 408/409/429/5xx are retried (honouring Retry-After);
-        other 4xx never are.
+        other 4xx never are. A request lost on a stale pooled connection is resent once
+        at once, outside ``max_retries`` (``resend_at_once``).
         """
         attempt = 0
+        resent = False
         replicas = self._replicas
         replica: Replica | None = None
         while True:
@@ -199,6 +201,11 @@ class ClientCore:
             try:
                 response: Response = yield request
             except APIConnectionError as e:
+                if resend_at_once(e, resent):  # a pooled connection the server had closed: not a try
+                    resent = True
+                    if replica is not None and replicas is not None:
+                        replicas.release(replica)
+                    continue
                 delay = decide(attempt, self.max_retries, error=e)
                 if replica is not None and replicas is not None:
                     replicas.release(replica)

@@ -99,7 +99,15 @@ class InvalidRequestError(VllmError, ValueError):
 
 
 class APIConnectionError(VllmError):
-    """The server could not be reached, or the connection failed before a full answer."""
+    """The server could not be reached, or the connection failed before a full answer.
+
+    ``stale_connection`` is True when the request went out on a reused keep-alive connection
+    that the server had closed, before any byte of an answer arrived: the server never
+    answered it, so the client sends it again at once on a fresh connection, once, whatever
+    ``max_retries`` says (a transport sets it; see ``_retry.resend_at_once``).
+    """
+
+    stale_connection: bool = False
 
     def __init__(self, message: str, *, url: str | None = None) -> None:
         super().__init__(message)

@@ -68,6 +68,14 @@ def should_retry_status(status: int) -> bool:
     return status in RETRY_STATUSES
 
 
+def resend_at_once(error: BaseException, resent: bool) -> bool:
+    """Whether to send a request again at once, outside ``max_retries``: it went out on a reused
+    keep-alive connection that the server had closed before any byte of an answer arrived
+    (``APIConnectionError.stale_connection``), and has not been resent so already. The server
+    never answered it, so nothing the user saw is repeated (what browsers and curl do)."""
+    return not resent and getattr(error, "stale_connection", False) is True
+
+
 def decide(
     attempt: int,
     max_retries: int,

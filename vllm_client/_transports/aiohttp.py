@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
-from .._exceptions import APITimeoutError, VllmError
+from .._exceptions import APIConnectionError, APITimeoutError, VllmError
 from .._urls import redact_url
 from .base import MapErrors, PreparedRequest, Response
 
@@ -106,6 +108,33 @@ class _ReadWait:
             ) from None
 
 
+# Whether the current task's latest request went out on a pooled (reused) connection: set by
+# the connector below, read when the request fails before the answer.
+_REUSED: ContextVar[bool] = ContextVar("vllm_client_reused", default=False)
+
+
+def _connector_class(aiohttp: Any) -> Any:
+    """``aiohttp.TCPConnector`` noting, per request, whether its connection came from the pool."""
+
+    class _Connector(aiohttp.TCPConnector):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._used: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that carried a request
+
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+            conn = await super().connect(req, traces, timeout)
+            proto = conn.protocol
+            used = self._used
+            if proto in used:
+                _REUSED.set(True)
+            else:
+                _REUSED.set(False)
+                used.add(proto)
+            return conn
+
+    return _Connector
+
+
 class AiohttpTransport:
     """The async transport: one ``aiohttp.ClientSession``, created in the loop that first uses it."""
 
@@ -114,6 +143,9 @@ class AiohttpTransport:
 
         self._aiohttp = aiohttp
         self._errors = ((asyncio.TimeoutError,), (aiohttp.ClientError, OSError))  # for MapErrors
+        # closed by the server before an answer (not a failure to connect)
+        self._unanswered = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+        self._connector = _connector_class(aiohttp)
         self._limit = limit
         self._session: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -127,7 +159,7 @@ class AiohttpTransport:
             from urllib.request import getproxies
 
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, limit_per_host=0),
+                connector=self._connector(limit=self._limit, limit_per_host=0),
                 # Honour HTTP(S)_PROXY / NO_PROXY like requests does, but only when set:
                 # trust_env costs a proxy and .netrc look-up on every request.
                 trust_env=bool(getproxies()),
@@ -157,10 +189,17 @@ class AiohttpTransport:
             timeout = self._timeouts[t] = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect)
         url = request.url
         wait = deadlines.wait(t.read, url)
-        with MapErrors(url, "connect", *self._errors), wait:
-            resp = await session.request(
-                request.method, url, data=request.body, headers=request.headers, timeout=timeout,
-            )
+        try:
+            with MapErrors(url, "connect", *self._errors), wait:
+                resp = await session.request(
+                    request.method, url, data=request.body, headers=request.headers, timeout=timeout,
+                )
+        except APIConnectionError as e:
+            cause = e.__context__  # (MapErrors raises from None: the cause stays the context)
+            if (_REUSED.get() and isinstance(cause, self._unanswered)
+                    and not isinstance(cause, self._aiohttp.ClientConnectorError)):
+                e.stale_connection = True  # a pooled connection the server had closed: resent once
+            raise
         headers = resp.headers
         if request.stream and resp.status < 400:
             def close() -> None:
@@ -170,12 +209,21 @@ class AiohttpTransport:
                     resp.close()
 
             return Response(resp.status, headers, url=url, achunks=self._iter(resp, url, wait), close=close)
+        # The read timeout is the longest gap between two pieces of the body, as for a stream
+        # (and the sync transport): a body trickled slowly, but never silent that long, is read.
+        content = resp.content
+        pieces = []
         try:
-            with MapErrors(url, "read", *self._errors), wait:
-                body = await resp.read()
+            with MapErrors(url, "read", *self._errors):
+                while True:
+                    with wait:
+                        piece = await content.readany()
+                    if not piece:
+                        break
+                    pieces.append(piece)
         finally:
             resp.release()
-        return Response(resp.status, headers, body, url=url)
+        return Response(resp.status, headers, pieces[0] if len(pieces) == 1 else b"".join(pieces), url=url)
 
     async def _iter(self, resp: Any, url: str, wait: _ReadWait) -> AsyncIterator[bytes]:
         # Whatever has arrived, but at most 64 KiB at a time: when the client falls behind,

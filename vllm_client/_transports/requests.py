@@ -2,15 +2,55 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from .._exceptions import APITimeoutError
+from .._exceptions import APIConnectionError, APITimeoutError
 from .._urls import redact_url
 from .base import MapErrors, PreparedRequest, Response
 
 __all__ = ["RequestsTransport"]
+
+
+_local = threading.local()  # .reused: whether this thread's latest request took a pooled connection
+
+
+def _pool_classes() -> dict[str, Any]:
+    """urllib3 pools noting, per request, whether its connection came from the pool alive."""
+    from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+    class _Reuse:
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)  # type: ignore[misc]
+            _local.reused = getattr(conn, "sock", None) is not None  # (a dropped one is closed by now)
+            return conn
+
+    class _HTTPPool(_Reuse, HTTPConnectionPool):
+        pass
+
+    class _HTTPSPool(_Reuse, HTTPSConnectionPool):
+        pass
+
+    return {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+def _closed_unanswered(e: BaseException | None) -> bool:
+    """Whether an exception (or one it wraps) says the server closed the connection without
+    answering (http.client's RemoteDisconnected, a reset, a broken pipe)."""
+    stack = [e]
+    for _ in range(12):
+        if not stack:
+            break
+        x = stack.pop()
+        if x is None:
+            continue
+        if isinstance(x, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+            return True  # (http.client.RemoteDisconnected is a ConnectionResetError)
+        stack.extend(a for a in x.args if isinstance(a, BaseException))
+        stack.append(x.__context__)
+    return False
 
 
 class RequestsTransport:
@@ -28,6 +68,7 @@ class RequestsTransport:
         if session is None:
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
+            adapter.poolmanager.pool_classes_by_scheme = _pool_classes()  # (its own dict: not the module's)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.trust_env = True
@@ -46,15 +87,22 @@ class RequestsTransport:
         if t.total is not None:
             read = t.total if read is None else min(read, t.total)
         connect = t.connect if t.total is None or t.connect is None else min(t.connect, t.total)
-        with MapErrors(request.url, "connect", *self._connect_errors):
-            r = self.session.request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                timeout=(connect, read),
-                stream=True,
-            )
+        _local.reused = False
+        try:
+            with MapErrors(request.url, "connect", *self._connect_errors):
+                r = self.session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers=request.headers,
+                    timeout=(connect, read),
+                    stream=True,
+                )
+        except APIConnectionError as e:
+            # (MapErrors raises from None: the library's exception stays the context)
+            if _local.reused and not isinstance(e, APITimeoutError) and _closed_unanswered(e.__context__):
+                e.stale_connection = True  # a pooled connection the server had closed: resent once
+            raise
         headers = r.headers
         if request.stream and r.status_code < 400:
             return Response(
