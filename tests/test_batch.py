@@ -150,3 +150,100 @@ def test_client_fails_over_and_brings_replica_back(monkeypatch: pytest.MonkeyPat
         a.down_until = 0.0  # cooldown over
         client.chat.completions().create().model("m").user_message("x").send()
         assert "a.test/health" in seen and a.down_until is None  # /health brought it back
+
+
+# -- lazy input with a bounded window ------------------------------------------------------------
+
+def _window_run(kind: str, n: int, concurrency: int) -> tuple[int, int, list[int]]:
+    """Feed a generator of n dicts to batch_iter (sync or async client) with a consumer slower
+    than the server; (most taken from the generator but not yet consumed, taken, positions)."""
+    taken = consumed = peak = 0
+
+    def gen() -> Any:
+        nonlocal taken, peak
+        for i in range(n):
+            taken += 1
+            peak = max(peak, taken - consumed)
+            yield {"url": "/v1/completions", "body": {"model": "m", "prompt": str(i)}}
+
+    seen: list[int] = []
+    if kind == "sync":
+        with VllmClient("http://b.test/v1", transport=MockTransport(echo_model()), max_retries=0) as c:
+            for k, (i, r) in enumerate(c.batch_iter(gen(), concurrency=concurrency)):
+                assert r.text == f"{i}!"
+                seen.append(i)
+                consumed += 1
+                if k % 50 == 0:
+                    time.sleep(0.002)
+    else:
+        async def main() -> None:
+            nonlocal consumed
+            async with AsyncVllmClient("http://b.test/v1", transport=MockTransport(echo_model()),
+                                       max_retries=0) as c:
+                k = 0
+                async for i, r in c.batch_iter(gen(), concurrency=concurrency):
+                    assert r.text == f"{i}!"
+                    seen.append(i)
+                    consumed += 1
+                    k += 1
+                    if k % 50 == 0:
+                        await asyncio.sleep(0.002)
+        asyncio.run(main())
+    return peak, taken, seen
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_batch_iter_reads_a_generator_lazily_within_a_bounded_window(kind: str) -> None:
+    n, c = 3000, 8
+    peak, taken, seen = _window_run(kind, n, c)
+    assert taken == n and sorted(seen) == list(range(n))
+    # in flight (c) + finished waiting for the consumer (c) + handed over to the sync consumer (c + 1)
+    assert peak <= 3 * c + 2, peak
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_batch_takes_a_generator_and_ends_a_bad_item_alone(kind: str) -> None:
+    def gen(c: Any) -> Any:
+        for i in range(5):
+            yield c.completions().create().model("m").prompt(f"p{i}") if i != 2 else {"url": "nope", "body": {}}
+
+    if kind == "sync":
+        with VllmClient("http://b.test/v1", transport=MockTransport(echo_model()), max_retries=0) as c:
+            results = c.batch(gen(c), concurrency=2, progress=False)
+    else:
+        async def main() -> list[Any]:
+            async with AsyncVllmClient("http://b.test/v1", transport=MockTransport(echo_model()),
+                                       max_retries=0) as c:
+                return await c.batch(gen(c), concurrency=2, progress=False)
+        results = asyncio.run(main())
+    assert [getattr(r, "text", None) for r in results] == ["p0!", "p1!", None, "p3!", "p4!"]
+    assert isinstance(results[2], InvalidRequestError)  # a lazy item is checked when taken
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_an_iterable_that_raises_ends_the_batch_with_its_error(kind: str) -> None:
+    def gen() -> Any:
+        yield {"url": "/v1/completions", "body": {"model": "m", "prompt": "a"}}
+        raise OSError("input file vanished")
+
+    with pytest.raises(OSError, match="vanished"):
+        if kind == "sync":
+            with VllmClient("http://b.test/v1", transport=MockTransport(echo_model())) as c:
+                c.batch(gen(), progress=False)
+        else:
+            async def main() -> None:
+                async with AsyncVllmClient("http://b.test/v1", transport=MockTransport(echo_model())) as c:
+                    await c.batch(gen(), progress=False)
+            asyncio.run(main())
+
+
+def test_summary_figures() -> None:
+    import io
+
+    p = Progress(3, out=io.StringIO(), enabled=False)
+    for ms, tokens in ((100, 5), (300, 7)):
+        p.update(latency=ms / 1000, tokens=tokens)
+    p.update(error=True, latency=0.2)
+    s = p.summary()
+    assert (s["requests"], s["ok"], s["failed"], s["output_tokens"]) == (3, 2, 1, 12)
+    assert s["latency_p50_s"] == 0.2 and s["latency_p99_s"] == 0.3
