@@ -3,6 +3,13 @@
 semaphore loop over bare aiohttp, in one run.
 
     python benchmarks/bench_batch.py [--requests 5000] [--repeat 3]
+
+With ``--cli-lines N`` it runs ``vllm-client batch`` instead on an N-line JSONL file (written
+to a temporary directory) under ``/usr/bin/time -v`` and prints the peak RSS and requests/s:
+the CLI reads its input lazily, so the RSS must not grow with the file (beyond the set of
+custom_ids).
+
+    python benchmarks/bench_batch.py --cli-lines 1000000 [--line-bytes 300]
 """
 
 from __future__ import annotations
@@ -56,10 +63,45 @@ def measure(name: str, url: str, n: int) -> dict[str, float]:
     return {"cpu_s": cpu, "wall_s": wall}
 
 
+def cli_rss(url: str, lines: int, line_bytes: int) -> None:
+    """``vllm-client batch`` on a file of ``lines`` lines under ``/usr/bin/time -v``."""
+    import re
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        inp, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+        pad = "x" * max(0, line_bytes - 130)
+        with open(inp, "w") as f:
+            for i in range(lines):
+                f.write(json.dumps({"custom_id": f"request-{i}", "method": "POST", "url": "/v1/chat/completions",
+                                    "body": {"model": MODEL, "messages": [{"role": "user", "content": f"{i} {pad}"}]}})
+                        + "\n")
+        size = inp.stat().st_size
+        cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "vllm_client", "batch", str(inp), "-o", str(out),
+               "--base-url", url, "--concurrency", str(CONCURRENCY), "--no-progress"]
+        wall = time.perf_counter()
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        wall = time.perf_counter() - wall
+        if r.returncode != 0:
+            raise SystemExit(f"vllm-client batch failed: {r.stderr[-2000:]}")
+        rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", r.stderr).group(1))  # type: ignore[union-attr]
+        cpu = sum(float(re.search(rf"{k} time \(seconds\): ([\d.]+)", r.stderr).group(1))  # type: ignore[union-attr]
+                  for k in ("User", "System"))
+        with open(out, "rb") as f:
+            written = sum(1 for _ in f)
+        if written != lines:
+            raise SystemExit(f"{written} records for {lines} lines")
+    print(f"\n## vllm-client batch: {lines:,} lines ({size / 1e6:.0f} MB) at concurrency {CONCURRENCY}\n")
+    print(f"peak RSS {rss_kb / 1024:.1f} MB; {lines / wall:.0f} requests/s (wall {wall:.1f} s, "
+          f"start-up included); client CPU {1e6 * cpu / lines:.0f} us per request")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--cli-lines", type=int, default=0, help="run vllm-client batch on a file of N lines instead")
+    ap.add_argument("--line-bytes", type=int, default=300, help="approximate size of one input line")
     ap.add_argument("--name", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--url", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -68,6 +110,14 @@ def main() -> None:
         return
     port = free_port()
     server = subprocess.Popen([sys.executable, str(HERE / "_server.py"), str(port)], stdout=subprocess.PIPE, text=True)
+    if args.cli_lines:
+        try:
+            assert server.stdout is not None and server.stdout.readline().startswith("ready")
+            cli_rss(f"http://127.0.0.1:{port}/v1", args.cli_lines, args.line_bytes)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        return
     try:
         assert server.stdout is not None and server.stdout.readline().startswith("ready")
         url = f"http://127.0.0.1:{port}/v1"

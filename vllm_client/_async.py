@@ -125,6 +125,7 @@ class AsyncVllmClient(ClientCore):
     async def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
                     max_requests_per_second: float | None = None) -> list[Any]:
         """Send many requests (builders or ``{"url", "body"}`` dicts), ``concurrency`` at a time.
+        Any iterable: a generator is taken lazily, with a bounded window of requests in flight.
 
         Returns the results in input order: each a response, or the ``VllmError`` that
         request ended with (one failure loses nothing else). Retries follow the client's policy.

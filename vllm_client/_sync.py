@@ -154,7 +154,8 @@ class VllmClient(ClientCore):
     def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
               max_requests_per_second: float | None = None) -> list[Any]:
         """Send many requests (builders or ``{"url": "/v1/...", "body": {...}}`` dicts), ``concurrency``
-        at a time, on an asyncio loop in a worker thread.
+        at a time, on an asyncio loop in a worker thread. Any iterable: a generator is taken
+        lazily (in that thread), with a bounded window of requests in flight.
 
         Returns the results in input order: each a response, or the ``VllmError`` that
         request ended with (one failure loses nothing else). Retries follow the client's policy.
