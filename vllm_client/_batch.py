@@ -9,9 +9,9 @@ are builders (chat, completions, embeddings; of either client) or dicts
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
-from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -105,7 +105,7 @@ class Progress:
         self.done = 0
         self.errors = 0
         self.tokens = 0
-        self.latencies = array("d")  # seconds per sent request, 8 bytes each
+        self.latencies: dict[int, int] = {}  # latency bucket (1 % wide, log scale) -> requests
         self.start = time.monotonic()
         self._last = 0.0
 
@@ -114,8 +114,10 @@ class Progress:
         self.done += 1
         if error:
             self.errors += 1
-        if latency is not None:
-            self.latencies.append(latency)
+        if latency is not None:  # a histogram: constant memory whatever the number of requests
+            k = int(math.log(max(latency, 1e-6) * 1e6) * _PER_LOG)
+            lat = self.latencies
+            lat[k] = lat.get(k, 0) + 1
         self.tokens += tokens
         if self.enabled:
             now = time.monotonic()
@@ -142,10 +144,17 @@ class Progress:
         """The figures ``vllm bench serve`` prints: requests ok/failed, wall time, requests/s,
         output tokens/s, latency percentiles (seconds; None when nothing was sent)."""
         wall = max(time.monotonic() - self.start, 1e-9)
-        lat = sorted(self.latencies)
+        buckets = sorted(self.latencies.items())
+        count = sum(n for _, n in buckets)
 
-        def pct(q: float) -> float | None:
-            return lat[min(len(lat) - 1, int(q / 100 * len(lat)))] if lat else None
+        def pct(q: float) -> float | None:  # the bucket's middle: within 0.5 % of the exact figure
+            rank = min(count - 1, int(q / 100 * count))
+            seen = 0
+            for k, n in buckets:
+                seen += n
+                if seen > rank:
+                    return round(1e-6 * math.exp((k + 0.5) / _PER_LOG), 6)
+            return None
 
         return {"requests": self.done, "ok": self.done - self.errors, "failed": self.errors,
                 "wall_s": round(wall, 3), "requests_per_s": round(self.done / wall, 2),
@@ -169,6 +178,9 @@ class Progress:
             if self.tty:
                 self.out.write("\n")
             self.out.flush()
+
+
+_PER_LOG = 1 / math.log(1.01)  # latency buckets per unit of log(seconds): 1 % wide
 
 
 def summary_text(s: dict[str, Any]) -> str:

@@ -62,10 +62,10 @@ def is_done(obj: dict[str, Any]) -> bool:
     return not (error.__class__ is dict and error.get("code") in RETRYABLE_ERRORS)
 
 
-def _scan(path: str, keep: Callable[[bytes], Any] | None) -> tuple[set[str], int, bool]:
+def _scan(path: str, keep: Callable[[bytes], Any] | None) -> tuple[set[bytes], int, bool]:
     """One pass over the output: (custom_ids done, lines dropped, whether anything must change).
     ``keep`` gets each kept line (the first done record of each custom_id), newline-terminated."""
-    done: set[str] = set()
+    done: set[bytes] = set()
     dropped = 0
     change = False
     with open(path, "rb") as f:
@@ -75,11 +75,12 @@ def _scan(path: str, keep: Callable[[bytes], Any] | None) -> tuple[set[str], int
             except orjson.JSONDecodeError:
                 obj = None
             cid = record_id(obj)
-            if cid is None or cid in done or not is_done(obj):
+            key = cid.encode() if cid is not None else None
+            if key is None or key in done or not is_done(obj):
                 change = True  # a retryable failure, a duplicate, a torn line or garbage: dropped
                 dropped += bool(line.strip())
                 continue
-            done.add(cid)
+            done.add(key)
             if not line.endswith(b"\n"):  # a whole record without its newline (the last line)
                 change = True
                 line += b"\n"
@@ -88,7 +89,7 @@ def _scan(path: str, keep: Callable[[bytes], Any] | None) -> tuple[set[str], int
     return done, dropped, change
 
 
-def read_done(path: str, err: TextIO) -> set[str]:
+def read_done(path: str, err: TextIO) -> set[bytes]:
     """The custom_ids done in the output file, which is compacted first when it holds anything
     else (failures to retry, duplicates, a torn last line): written anew beside it, synced,
     then renamed over it, so that a kill at any moment leaves one whole file or the other."""
@@ -139,10 +140,10 @@ class Input:
     """The input file's pending requests, read lazily: ``{"url", "body"}`` dicts for the batch
     engine, each one's custom_id kept by position until its result is written."""
 
-    def __init__(self, path: str, done: set[str], err: TextIO, progress: Progress) -> None:
+    def __init__(self, path: str, done: set[bytes], err: TextIO, progress: Progress) -> None:
         self.path = path
         self.done = done  # custom_ids finished in earlier runs; each moves to `seen` when met
-        self.seen: set[str] = set()  # custom_ids met in the input (one set between the two)
+        self.seen: set[bytes] = set()  # custom_ids met in the input (one set between the two)
         self.err = err
         self.progress = progress
         self.ids: dict[int, str] = {}  # position -> custom_id, for the requests in the window
@@ -153,22 +154,23 @@ class Input:
         with open(self.path, "rb") as f:
             for n, raw in enumerate(f, 1):
                 obj, problem = _parse_line(raw)
-                cid = obj["custom_id"] if problem is None else None
-                if problem is None and cid in seen:
+                cid: str = obj["custom_id"] if problem is None else ""
+                key = cid.encode()  # (as bytes: 16 bytes less per id than a str)
+                if problem is None and key in seen:
                     problem = f"duplicate custom_id {cid!r}"
-                if problem is not None or cid in done:
+                if problem is not None or key in done:
                     if progress.total:
                         progress.total -= 1
                     if problem is None:
-                        done.discard(cid)
-                        seen.add(cid)  # type: ignore[arg-type]
+                        done.discard(key)
+                        seen.add(key)
                         self.skipped += 1
                     elif problem:
                         self.err.write(f"line {n}: {problem}; skipped\n")
                         self.bad += 1
                     continue
-                seen.add(cid)  # type: ignore[arg-type]
-                self.ids[self.sent] = cid  # type: ignore[assignment]
+                seen.add(key)
+                self.ids[self.sent] = cid
                 self.sent += 1
                 yield {"url": obj["url"], "body": obj["body"]}
 
