@@ -306,13 +306,14 @@ class PartialJSON:
     Linear time: each character is looked at once; an open string longer than 4 KB is
     re-joined only when it has grown by an eighth since last shown."""
 
-    __slots__ = ("value", "started", "failed", "_want", "_stack", "_keys", "_buf", "_in_str", "_parts",
+    __slots__ = ("value", "started", "failed", "_skipped", "_want", "_stack", "_keys", "_buf", "_in_str", "_parts",
                  "_str_len", "_shown_len", "_slot")
 
     def __init__(self) -> None:
         self.value: Any = None
         self.started = False
         self.failed = False
+        self._skipped = False
         self._want = _VALUE
         self._stack: list[Any] = []  # open containers, innermost last
         self._keys: list[Any] = []  # per open dict: the key being read; per list: None
@@ -433,6 +434,11 @@ class PartialJSON:
                 i = _WS.match(s, i).end()  # type: ignore[union-attr]
                 continue
             want = self._want
+            if not self.started and not stack and c not in '{["':
+                if self._skipped or not (c == "-" or "0" <= c <= "9" or c in _LITERALS):
+                    self._skipped = True  # before the value (a code fence, a word): skipped
+                    i += 1
+                    continue
             if want == _VALUE or want == _VALUE_OR_END:
                 if c == "{":
                     d: dict[str, Any] = {}
@@ -492,8 +498,6 @@ class PartialJSON:
                 elif c == "]" and want == _VALUE_OR_END:
                     self._close()
                     i += 1
-                elif not self.started and not stack:
-                    i += 1  # before the value (a code fence, a word): skipped
                 else:
                     self.failed = True
                     break
