@@ -588,3 +588,36 @@ def test_tool_arguments_of_the_wrong_scalar_type_are_refused() -> None:
                            ('{"a": 1, "b": 2, "flag": "yes"}', "expected a boolean")]:
         r = ts.prepare("add", args)
         assert isinstance(r, str) and fragment in r, r
+
+
+@dataclasses.dataclass
+class Search:
+    """Search the web."""
+
+    query: str
+    limit: int = 5
+
+
+def test_a_model_class_is_a_tool_whose_arguments_are_its_fields() -> None:
+    from vllm_client import tool
+    from vllm_client._tools import ToolSet, format_result
+
+    classes: list[Any] = [Search]
+    if pydantic is not None:
+        class PSearch(pydantic.BaseModel):
+            """Search the web."""
+
+            query: str
+            limit: int = 5
+
+        classes.append(PSearch)
+    for cls in classes:
+        t = tool(cls)
+        assert t["function"]["description"] == "Search the web."
+        assert t["function"]["parameters"] == {"type": "object", "properties": {
+            "query": {"type": "string"}, "limit": {"type": "integer"}}, "required": ["query"]}
+        ts = ToolSet([cls])
+        made = ts.prepare(cls.__name__, '{"query": "x"}')()
+        assert isinstance(made, cls) and made.query == "x" and made.limit == 5
+        assert json.loads(format_result(made)) == {"query": "x", "limit": 5}
+        assert "expected a string, got number 1" in ts.prepare(cls.__name__, '{"query": 1}')

@@ -413,8 +413,8 @@ def _hints_target(fn: Any) -> Any:
         fn = fn.func
     if inspect.isroutine(fn):
         return fn
-    if isinstance(fn, type):
-        return fn.__init__  # type: ignore[misc]
+    if isinstance(fn, type):  # a class as a tool: its fields are the arguments
+        return fn if _is_pydantic(fn) else fn.__init__  # type: ignore[misc]
     return type(fn).__call__
 
 

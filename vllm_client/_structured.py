@@ -63,7 +63,7 @@ class StructuredOutput:
     ``kind`` is ``"json"`` (JSON text parsed into ``type``) or ``"choice"`` (the text is one
     of ``choices``; the result the Enum member or Literal value)."""
 
-    __slots__ = ("type", "kind", "schema", "name", "strict", "choices", "_values", "_pydantic")
+    __slots__ = ("type", "kind", "schema", "name", "strict", "choices", "_values", "_pydantic", "_parsers")
 
     def __init__(self, tp: Any, kind: str, schema: dict[str, Any] | None, name: str, strict: bool,
                  choices: list[str] | None = None, values: dict[str, Any] | None = None) -> None:
@@ -75,6 +75,7 @@ class StructuredOutput:
         self.choices = choices
         self._values = values or {}
         self._pydantic = _is_pydantic(tp) and callable(getattr(tp, "model_validate_json", None))
+        self._parsers: dict[Any, Callable[[dict[str, Any]], Any]] = {}
 
     def __repr__(self) -> str:
         return f"StructuredOutput({getattr(self.type, '__name__', self.type)!r}, kind={self.kind!r})"
@@ -178,12 +179,15 @@ class StructuredOutput:
 
     def parser(self, parse: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
         """``parse`` (an endpoint's ``from_dict``) followed by ``apply``: a builder's ``_parse``."""
-        apply = self.apply
+        found = self._parsers.get(parse)
+        if found is None:
+            apply = self.apply
 
-        def parse_typed(d: dict[str, Any]) -> Any:
-            return apply(parse(d))
+            def parse_typed(d: dict[str, Any]) -> Any:
+                return apply(parse(d))
 
-        return parse_typed
+            found = self._parsers[parse] = parse_typed
+        return found
 
     def partial(self) -> PartialJSON | None:
         """A fresh incremental parser for the streamed text (None for a choice: not JSON)."""
