@@ -621,3 +621,11 @@ def test_a_model_class_is_a_tool_whose_arguments_are_its_fields() -> None:
         assert isinstance(made, cls) and made.query == "x" and made.limit == 5
         assert json.loads(format_result(made)) == {"query": "x", "limit": 5}
         assert "expected a string, got number 1" in ts.prepare(cls.__name__, '{"query": 1}')
+
+
+def test_the_fake_server_answers_typed_requests_with_valid_examples(vllm_server: Any) -> None:
+    with VllmClient(vllm_server.url) as client:
+        assert builder(client).response_format(Order).send().parsed == Order(0, [], "text")
+        assert builder(client).structured_outputs(choice=Color).send().parsed is Color.RED
+        with builder(client).response_format(Person).send_stream() as s:
+            assert s.final_response().parsed == {"name": "text", "home": {"city": "text", "zip": 0}, "tags": []}
