@@ -629,3 +629,20 @@ def test_the_fake_server_answers_typed_requests_with_valid_examples(vllm_server:
         assert builder(client).structured_outputs(choice=Color).send().parsed is Color.RED
         with builder(client).response_format(Person).send_stream() as s:
             assert s.final_response().parsed == {"name": "text", "home": {"city": "text", "zip": 0}, "tags": []}
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_responses_text_format_shares_the_parse_path(kind: str) -> None:
+    def body(text: str, status: str = "completed") -> MockResponse:
+        return MockResponse(json={"id": "resp_1", "object": "response", "status": status, "output": [
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}]})
+
+    client = make(kind, URL, transport=MockTransport(Model(body('{"id": 1, "items": []}'), body('{"id": "1"}'),
+                                                           body('{"id": 1', "incomplete"))))
+    b = client.responses().create().model("m").input("order?")
+    assert (await call(kind, b.text_format(Order), "send")).parsed == Order(1, [])
+    for fragment in ("id: expected an integer", "cut at max_tokens"):
+        with pytest.raises(OutputParseError, match=fragment) as e:
+            await call(kind, client.responses().create().model("m").input("x").text_format(Order), "send")
+        assert e.value.response.id == "resp_1"
+    await close(kind, client)
