@@ -59,6 +59,7 @@ from ._exceptions import (
     InternalServerError,
     InvalidRequestError,
     NotFoundError,
+    OutputParseError,
     PermissionDeniedError,
     RateLimitError,
     ResponseDecodeError,
@@ -83,6 +84,7 @@ from ._transports import (
 from ._types import (
     ContentDelta,
     Done,
+    PartialParsed,
     ReasoningDelta,
     RefusalDelta,
     ServerEvent,
@@ -166,6 +168,7 @@ __all__ = [
     "ReasoningDelta",
     "ContentDelta",
     "RefusalDelta",
+    "PartialParsed",
     "ToolCallDelta",
     "ToolCallComplete",
     "UsageEvent",
@@ -194,6 +197,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "OutputParseError",
     "ToolSchemaError",
     # transports (your own: anything with the SyncTransport / AsyncTransport methods)
     "SyncTransport",

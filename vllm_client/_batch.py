@@ -41,6 +41,7 @@ class BatchRequest:
     timeout: Timeout | None = None  # the builder's own .timeout(), else the client's
     root: bool = False  # the path is at the server root
     route_hint: str | None = None  # what a 404 for a missing route means (the builder's)
+    builder: Any = None  # a chat builder with parse_retries(n): its re-ask flow is run instead
 
 
 def to_batch_request(item: Any) -> BatchRequest:
@@ -52,8 +53,9 @@ def to_batch_request(item: Any) -> BatchRequest:
     if isinstance(item, _Builder):
         body, headers, timeout = item._request_parts(False)
         check_finite(body)  # every request is checked before the first is sent
+        reask = item if getattr(item, "_parse_retries", 0) and item._output is not None else None
         return BatchRequest(item._path, body, item._parse, item._what, headers, timeout, item._root,
-                            getattr(item, "_route_hint", None))
+                            getattr(item, "_route_hint", None), reask)
     if isinstance(item, dict):
         url = item.get("url")
         raw_body = item.get("body")
@@ -213,8 +215,13 @@ def _duration(seconds: float) -> str:
 async def _one(client: Any, req: BatchRequest) -> Any:
     """Send one batch request (the flow ``send()`` runs, with the client's retry policy); the
     response, or the exception it ended with."""
-    flow = client.request_flow(req.path, dict(req.body), req.parse, req.what, headers=req.headers,
-                               timeout=req.timeout, root=req.root, route_hint=req.route_hint)
+    if req.builder is not None:  # parse_retries(n): the builder's re-ask flow
+        from ._structured import reask_flow
+
+        flow = reask_flow(client, req.builder, req.builder._parse_retries)
+    else:
+        flow = client.request_flow(req.path, dict(req.body), req.parse, req.what, headers=req.headers,
+                                   timeout=req.timeout, root=req.root, route_hint=req.route_hint)
     try:
         return await client._run(flow)
     except Exception as e:  # a VllmError, or whatever a custom transport raised: this item ends with it

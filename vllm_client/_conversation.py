@@ -243,15 +243,20 @@ class ConversationBase:
         ``conv.send("hi", builder=conv.builder().temperature(0))``."""
         return self._state.make_builder(self._new_builder, list(self._state.messages))
 
-    def _turn(self, text: Any, tools: Iterable[Any] | None, builder: Any) -> tuple[dict[str, Any], Any]:
+    def _turn(self, text: Any, tools: Iterable[Any] | None, builder: Any,
+              response_format: Any = None) -> tuple[dict[str, Any], Any]:
         st = self._state
         user = st.user_turn(text)
         msgs = [*st.messages, user]
         if builder is not None:
             if tools is not None:
                 builder = builder.tools(tools)
-            return user, clone_with_messages(builder, msgs)
-        return user, st.make_builder(self._new_builder, msgs, tools)
+            b = clone_with_messages(builder, msgs)
+        else:
+            b = st.make_builder(self._new_builder, msgs, tools)
+        if response_format is not None:
+            b.response_format(response_format)  # (on this turn's builder only)
+        return user, b
 
     def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None) -> None:
         produced = loop.produced() if loop is not None else [response.message]
@@ -283,9 +288,11 @@ class Conversation(ConversationBase):
     """
 
     def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
-             builder: ChatCompletionBuilder | None = None, max_rounds: int = 8) -> ChatCompletionResponse:
-        """Send a user turn and return the reply; both join the history once the reply is complete."""
-        user, b = self._turn(text, tools, builder)
+             builder: ChatCompletionBuilder | None = None, max_rounds: int = 8,
+             response_format: Any = None) -> ChatCompletionResponse:
+        """Send a user turn and return the reply; both join the history once the reply is complete.
+        ``response_format``: a type (the reply's ``.parsed``) or a format dict, for this turn."""
+        user, b = self._turn(text, tools, builder, response_format)
         response: ChatCompletionResponse
         loop: ToolLoop | None
         if has_tools(b):
@@ -296,9 +303,10 @@ class Conversation(ConversationBase):
         return response
 
     def stream(self, text: str | list[Any] | dict[str, Any], *,
-               builder: ChatCompletionBuilder | None = None) -> ChatStream[ChatCompletionResponse]:
+               builder: ChatCompletionBuilder | None = None,
+               response_format: Any = None) -> ChatStream[ChatCompletionResponse]:
         """Stream a user turn; the turn joins the history when the stream finishes well."""
-        user, b = self._turn(text, None, builder)
+        user, b = self._turn(text, None, builder, response_format)
         stream: ChatStream[ChatCompletionResponse] = b.send_stream()
         stream.on_complete = self._commit_stream(user)
         return stream
@@ -309,9 +317,10 @@ class AsyncConversation(ConversationBase):
 
     async def send(self, text: str | list[Any] | dict[str, Any], *, tools: Iterable[Any] | None = None,
                    builder: AsyncChatCompletionBuilder | None = None,
-                   max_rounds: int = 8) -> ChatCompletionResponse:
-        """Send a user turn; it and the reply join the history once the reply is complete."""
-        user, b = self._turn(text, tools, builder)
+                   max_rounds: int = 8, response_format: Any = None) -> ChatCompletionResponse:
+        """Send a user turn; it and the reply join the history once the reply is complete.
+        ``response_format``: a type (the reply's ``.parsed``) or a format dict, for this turn."""
+        user, b = self._turn(text, tools, builder, response_format)
         response: ChatCompletionResponse
         loop: ToolLoop | None
         if has_tools(b):
@@ -322,9 +331,10 @@ class AsyncConversation(ConversationBase):
         return response
 
     async def stream(self, text: str | list[Any] | dict[str, Any], *,
-                     builder: AsyncChatCompletionBuilder | None = None) -> AsyncChatStream[ChatCompletionResponse]:
+                     builder: AsyncChatCompletionBuilder | None = None,
+                     response_format: Any = None) -> AsyncChatStream[ChatCompletionResponse]:
         """Stream a user turn; the turn joins the history when the stream finishes well."""
-        user, b = self._turn(text, None, builder)
+        user, b = self._turn(text, None, builder, response_format)
         stream: AsyncChatStream[ChatCompletionResponse] = await b.send_stream()
         stream.on_complete = self._commit_stream(user)
         return stream

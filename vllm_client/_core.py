@@ -175,7 +175,9 @@ class ClientCore:
                 data = orjson.dumps(body)
             except TypeError as e:
                 raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
-            if b"null" in data:  # orjson writes NaN and +-inf as null: refuse them (no null, no NaN)
+            # orjson writes NaN and +-inf as null: refuse them. A null value follows ':', '[' or ','
+            # (orjson writes no spaces); "null" in a string (a JSON schema's {"type": "null"}) does not.
+            if b":null" in data or b",null" in data or b"[null" in data:
                 check_finite(body)
         return PreparedRequest(method, self.url(path, root=root), hdrs, data, timeout or self.timeout, stream,
                                path, root)

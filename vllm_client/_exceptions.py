@@ -18,7 +18,8 @@
     ├── ResponseDecodeError                     the body is not the JSON that was promised
     ├── StreamError                             a stream failed after it started (keeps .partial)
     │   └── StreamTimeoutError (also APITimeoutError)  the server went silent mid-stream
-    └── ToolLoopError                           the model still wanted tools after max_rounds
+    ├── ToolLoopError                           the model still wanted tools after max_rounds
+    └── OutputParseError (also ValueError)      structured output that is not the type asked for
     InvalidRequestError
     └── ToolSchemaError (also TypeError)        a function that cannot be a tool
 
@@ -59,6 +60,7 @@ __all__ = [
     "StreamTimeoutError",
     "ToolLoopError",
     "ToolSchemaError",
+    "OutputParseError",
     "error_from_response",
     "load_json_object",
 ]
@@ -291,6 +293,21 @@ class ToolLoopError(VllmError):
     def __init__(self, message: str, *, messages: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.messages = messages or []
+
+
+class OutputParseError(VllmError, ValueError):
+    """Structured output (``response_format(T)``) that is not a ``T``: not JSON, failed
+    validation, or cut at ``max_tokens``. ``content`` is the raw text, ``response`` the whole
+    response (None when parsing outside a request), ``errors`` what did not validate (dicts
+    with ``loc`` and ``msg``; pydantic's own error dicts for pydantic models)."""
+
+    def __init__(self, message: str, *, content: str | None = None, response: Any = None,
+                 errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.content = content
+        self.response = response
+        self.errors: list[dict[str, Any]] = errors or []
+        self._cut = False  # finish_reason "length": not re-asked (the answer would be cut again)
 
 
 # ---------------------------------------------------------------------------

@@ -357,7 +357,8 @@ def _make_nullable(s: dict[str, Any]) -> dict[str, Any]:
 
 def _strictify(schema: Any, defs: Mapping[str, Any]) -> Any:
     """OpenAI strict mode: every object with properties is closed (``additionalProperties:
-    false``) and lists all of them in ``required``; the ones that were optional become nullable.
+    false``) and lists all of them in ``required``; the ones that were optional become nullable
+    (except those with a ``default``, which keep their type).
     A ``$ref`` with sibling keys is inlined (the API rejects those); ``"default": null`` is dropped."""
     if isinstance(schema, list):
         return [_strictify(x, defs) for x in schema]
@@ -378,7 +379,9 @@ def _strictify(schema: Any, defs: Mapping[str, Any]) -> Any:
         props: dict[str, Any] = {}
         for k, v in s["properties"].items():
             v = _strictify(v, defs)
-            props[k] = v if k in req or not isinstance(v, dict) else _make_nullable(v)
+            # an optional property becomes nullable (null: "not given"), unless it has a default
+            # (pydantic's schemas say so): then the model always sends a value of its type
+            props[k] = v if k in req or not isinstance(v, dict) or "default" in v else _make_nullable(v)
         s["properties"] = props
         s["required"] = list(props)
         s["additionalProperties"] = False
@@ -410,8 +413,8 @@ def _hints_target(fn: Any) -> Any:
         fn = fn.func
     if inspect.isroutine(fn):
         return fn
-    if isinstance(fn, type):
-        return fn.__init__  # type: ignore[misc]
+    if isinstance(fn, type):  # a class as a tool: its fields are the arguments
+        return fn if _is_pydantic(fn) else fn.__init__  # type: ignore[misc]
     return type(fn).__call__
 
 

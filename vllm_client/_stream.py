@@ -30,6 +30,7 @@ from ._transports.base import Response
 from ._types import (
     ContentDelta,
     Done,
+    PartialParsed,
     ReasoningDelta,
     RefusalDelta,
     ServerEvent,
@@ -98,10 +99,15 @@ class StreamAccumulator(Generic[R]):
     ``parse`` makes the response from the accumulated body (the endpoint's
     ``from_dict``); by default a ``ChatCompletionResponse`` (chat) or a
     ``CompletionResponse`` (``chat=False``).
+
+    ``output`` (a ``StructuredOutput``: the request had ``response_format(T)``) adds a
+    ``PartialParsed`` event after each content delta that grew the JSON read so far, and
+    fills ``parsed`` on the final response (``finish()`` raises ``OutputParseError`` when it
+    does not validate; ``response()`` before the end stays unvalidated).
     """
 
     def __init__(self, *, chat: bool = True, url: str | None = None,
-                 parse: Callable[[dict[str, Any]], R] | None = None) -> None:
+                 parse: Callable[[dict[str, Any]], R] | None = None, output: Any = None) -> None:
         self.chat = chat
         self.url = url
         if parse is None:
@@ -116,6 +122,8 @@ class StreamAccumulator(Generic[R]):
         self.done = False  # [DONE] seen
         self.server_events: list[ServerEvent] = []
         self._final: Any = None  # the response, once the stream has finished
+        self._output = output
+        self._partials: dict[int, Any] | None = {} if output is not None and output.kind == "json" else None
 
     # -- feeding -------------------------------------------------------------
 
@@ -123,6 +131,24 @@ class StreamAccumulator(Generic[R]):
         """Decode a piece of the body (any split) into events."""
         out: list[StreamEvent] = []
         self._on_items(self._sse.feed_data(data), out)
+        if self._partials is not None and out:
+            return self._with_partials(out)
+        return out
+
+    def _with_partials(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        """The events with a ``PartialParsed`` after each ``ContentDelta`` that grew the value."""
+        partials = self._partials
+        assert partials is not None
+        out: list[StreamEvent] = []
+        for ev in events:
+            out.append(ev)
+            if ev.__class__ is ContentDelta:
+                idx = ev.index
+                p = partials.get(idx)
+                if p is None:
+                    p = partials[idx] = self._output.partial()
+                if p.feed(ev.text):
+                    out.append(PartialParsed(p.value, idx))
         return out
 
     def _on_items(self, items: list[bytes | SSEEvent], out: list[StreamEvent]) -> None:
@@ -376,6 +402,8 @@ class StreamAccumulator(Generic[R]):
         """The body ended: flush, check the stream was complete, return the closing events."""
         out: list[StreamEvent] = []
         self._on_items(self._sse.flush_data(), out)
+        if self._partials is not None and out:
+            out = self._with_partials(out)
         if not self.done:
             unfinished = [c.index for c in self._choices.values() if not c.finish_reason]
             if not self._choices or unfinished:
@@ -387,6 +415,8 @@ class StreamAccumulator(Generic[R]):
                 out.extend(ToolCallComplete(st.index, tc) for tc in st.tool_calls())
         response: Any = self.response()
         self._final = response
+        if self._output is not None:
+            self._output.apply(response)  # OutputParseError (with .response) when it does not validate
         if response.usage is not None:
             out.append(UsageEvent(response.usage))
         out.append(Done(response.finish_reason, response))  # (the first choice's)
@@ -495,7 +525,8 @@ class ChatStream(_StreamBase[R]):
     """An iterator of typed stream events, and a context manager that closes the connection.
 
     Events: ``ReasoningDelta``, ``ContentDelta``, ``RefusalDelta``, ``ToolCallDelta``,
-    ``ToolCallComplete``, ``ServerEvent``, ``UsageEvent``, and ``Done`` last.
+    ``ToolCallComplete``, ``PartialParsed`` (with an output type), ``ServerEvent``,
+    ``UsageEvent``, and ``Done`` last.
     """
 
     def __init__(self, response: Response, accumulator: StreamAccumulator[R]) -> None:

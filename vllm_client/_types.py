@@ -26,6 +26,7 @@ __all__ = [
     "ToolCallDelta",
     "ToolCallComplete",
     "UsageEvent",
+    "PartialParsed",
     "Done",
     "ServerEvent",
     "StreamEvent",
@@ -310,6 +311,18 @@ class UsageEvent:
     usage: Usage
 
 
+@dataclass(slots=True)
+class PartialParsed:
+    """The structured output read so far (a stream with ``response_format(T)``): ``value`` is the
+    JSON parsed so far, open strings and containers closed, as plain dicts / lists / scalars, not
+    yet validated. Sent each time it grows; it is one object updated in place as the stream goes
+    on (``copy.deepcopy`` it to keep a snapshot)."""
+
+    type: ClassVar[Literal["partial"]] = "partial"
+    value: Any
+    index: int = 0
+
+
 R = TypeVar("R")
 
 
@@ -333,5 +346,6 @@ class ServerEvent:
 
 
 StreamEvent = (
-    ReasoningDelta | ContentDelta | RefusalDelta | ToolCallDelta | ToolCallComplete | UsageEvent | Done[Any] | ServerEvent
+    ReasoningDelta | ContentDelta | RefusalDelta | ToolCallDelta | ToolCallComplete | UsageEvent | PartialParsed
+    | Done[Any] | ServerEvent
 )

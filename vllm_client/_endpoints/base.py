@@ -40,6 +40,8 @@ class _Builder:
     # The endpoint's response from the server's JSON object: its response class's from_dict
     # (Any: a function stored on the class, not a method; every endpoint's body sets it).
     _parse: ClassVar[Any]
+    _output: Any = None  # a StructuredOutput (an output type was given): .parsed, partial events
+    _typed_output: ClassVar[bool] = False  # the responses have .parsed: output types are parsed
 
     def __init__(self, client: ClientCore) -> None:
         self._client = client
@@ -57,6 +59,17 @@ class _Builder:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._body!r})"
+
+    def _set_output(self, output: Any) -> None:
+        """Remember the output type of the latest schema setter (None: a schema dict, no type);
+        endpoints whose responses have ``.parsed`` (``_typed_output``) parse into it."""
+        if not self._typed_output:
+            return
+        self._output = output
+        if output is None:
+            self.__dict__.pop("_parse", None)
+        else:
+            self.__dict__["_parse"] = output.parser(type(self)._parse)  # this builder's own parse
 
     # -- escape hatches ------------------------------------------------------
 
@@ -146,7 +159,8 @@ class _Streams(_Builder):
         return self._body.get("stream") is True or self._extra.get("stream") is True
 
     def _accumulator(self, url: str) -> StreamAccumulator[Any]:
-        return StreamAccumulator(chat=self._chat, url=url, parse=self._parse)
+        # the class's own parse: the accumulator validates the final response itself
+        return StreamAccumulator(chat=self._chat, url=url, parse=type(self)._parse, output=self._output)
 
 
 class StreamSender(_Streams, Sender[R]):

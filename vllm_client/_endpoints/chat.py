@@ -44,6 +44,7 @@ class Choice:
     logprobs: Any = None
     stop_reason: Any = None
     message: dict[str, Any] = field(default_factory=dict)
+    parsed: Any = None  # the validated output instance (with an output type), else None
 
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> Choice:
@@ -150,6 +151,13 @@ class ChatCompletionResponse(_Completion):
         c = self._first
         return c.history_message() if c else {"role": "assistant", "content": ""}
 
+    @property
+    def parsed(self) -> Any:
+        """The first choice's validated output (``response_format(T)``: a ``T``); None when no
+        type was given or the model refused (then ``refusal`` is set)."""
+        c = self._first
+        return c.parsed if c else None
+
 
 # ---------------------------------------------------------------------------
 # the request body
@@ -196,6 +204,8 @@ class ChatBody(_SamplingMixin):
     _what = "chat completion"
     _parse = ChatCompletionResponse.from_dict
     _toolset: Any = None  # the ToolSet given to tools(), for run_tools()
+    _typed_output = True  # response_format(T) & co.: responses get .parsed
+    _parse_retries = 0  # parse_retries(n): re-asks after an OutputParseError
 
     def messages(self: CB, messages: list[dict[str, Any]]) -> CB:
         """Replace the message list (dicts with ``role`` and ``content``)."""
@@ -290,18 +300,42 @@ class ChatBody(_SamplingMixin):
         """Allow several tool calls in one turn."""
         return self._set("parallel_tool_calls", v.boolean("parallel_tool_calls", value))
 
-    def response_format(self: CB, fmt: Mapping[str, Any]) -> CB:
-        """e.g. ``{"type": "json_object"}`` or a json_schema format."""
+    def response_format(self: CB, fmt: Mapping[str, Any] | Any) -> CB:
+        """A type (pydantic model, dataclass, TypedDict, ``list[Item]``, ...; as ``json_schema(T)``:
+        ``.parsed`` is the validated instance), or a format dict such as ``{"type": "json_object"}``."""
+        if not isinstance(fmt, Mapping):
+            return self.json_schema(fmt)
+        self._set_output(None)
         return self._set("response_format", _copy(v.mapping("response_format", fmt)))
 
-    def json_schema(self: CB, schema: Mapping[str, Any], name: str = "output", strict: bool = True) -> CB:
-        """Ask for JSON matching a schema (``response_format`` of type json_schema)."""
-        v.mapping("json_schema", schema)
+    def json_schema(self: CB, schema: Mapping[str, Any] | Any, name: str | None = None, strict: bool = True) -> CB:
+        """Ask for JSON matching a schema (``response_format`` of type json_schema): a schema dict,
+        or a type whose schema is made by the converter behind ``tool(fn)`` (strict mode when
+        ``strict``; ``name`` defaults to the type's name) and whose instance becomes ``.parsed``."""
+        from .._structured import structured_output
+
+        strict = v.boolean("json_schema(strict=)", strict)
+        if isinstance(schema, Mapping):
+            output = None
+            schema_dict = dict(schema)
+            default_name = "output"
+        else:
+            output = structured_output(schema, strict=strict, where="json_schema")
+            schema_dict = output.schema or {}
+            default_name = output.name
+        self._set_output(output)
         return self._set("response_format", {
             "type": "json_schema",
-            "json_schema": {"name": v.string("json_schema(name=)", name), "schema": dict(schema),
-                            "strict": v.boolean("json_schema(strict=)", strict)},
+            "json_schema": {"name": v.string("json_schema(name=)", name if name is not None else default_name),
+                            "schema": schema_dict, "strict": strict},
         })
+
+    def parse_retries(self: CB, n: int) -> CB:
+        """With an output type: when the answer does not parse or validate, send the error back
+        and ask again, up to ``n`` times (``n + 1`` requests at most; not for streams, and not
+        for an answer cut at max_tokens). For servers that do not constrain the output."""
+        self._parse_retries = v.integer("parse_retries", n, lo=0)
+        return self
 
     # vLLM chat extensions
 
@@ -379,6 +413,17 @@ class ChatBody(_SamplingMixin):
 class ChatCompletionBuilder(ChatBody, StreamSender[ChatCompletionResponse]):
     """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
 
+    def send(self) -> ChatCompletionResponse:
+        """Send and return the response (with an output type, ``.parsed`` is validated;
+        ``parse_retries(n)`` re-asks on an ``OutputParseError``)."""
+        if self._parse_retries and self._output is not None and not self._streams():
+            from .._structured import reask_flow
+
+            c: Any = self._client
+            result: ChatCompletionResponse = c._run(reask_flow(c, self, self._parse_retries))
+            return result
+        return StreamSender.send(self)
+
     def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
         """Send, run the Python tools the model asks for (in parallel), send the results back,
         and repeat until the model answers without tool calls; return that final response.
@@ -412,6 +457,17 @@ class ChatCompletionBuilder(ChatBody, StreamSender[ChatCompletionResponse]):
 
 class AsyncChatCompletionBuilder(ChatBody, AsyncStreamSender[ChatCompletionResponse]):
     """Builds one chat completion request; ``await send()`` or ``await send_stream()``."""
+
+    async def send(self) -> ChatCompletionResponse:
+        """Send and return the response (with an output type, ``.parsed`` is validated;
+        ``parse_retries(n)`` re-asks on an ``OutputParseError``)."""
+        if self._parse_retries and self._output is not None and not self._streams():
+            from .._structured import reask_flow
+
+            c: Any = self._client
+            result: ChatCompletionResponse = await c._run(reask_flow(c, self, self._parse_retries))
+            return result
+        return await AsyncStreamSender.send(self)
 
     async def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
         """Send, run the tools the model asks for (concurrently; async tools awaited, sync ones in

@@ -257,19 +257,24 @@ class ResponsesResponse:
         return (type(self), (self.raw,))
 
 
-def _parser(tp: Any) -> Callable[[dict[str, Any]], ResponsesResponse]:
-    """``from_dict`` that also fills ``parsed`` with the output text as a ``tp`` instance."""
-    from .._convert import _convert
+def _parser(output: Any) -> Callable[[dict[str, Any]], ResponsesResponse]:
+    """``from_dict`` that also fills ``parsed`` with the output text as an instance of the
+    ``text_format(T)`` type: the chat completions' parse path (``_structured.StructuredOutput``),
+    so pydantic models, dataclasses, TypedDicts... validate alike and a bad answer raises
+    ``OutputParseError`` (``.response`` set; an ``incomplete`` response counts as cut)."""
+    from .._exceptions import OutputParseError
 
     def parse(d: dict[str, Any]) -> ResponsesResponse:
         r = ResponsesResponse(d)
-        text = r.output_text
-        if r.status == "completed" and not r.refusal and text:
-            try:
-                r.parsed = _convert(orjson.loads(text), tp)
-            except Exception as e:
-                raise ResponseDecodeError(f"response: the output is not a valid {getattr(tp, '__name__', tp)}: {e}",
-                                          body=text) from None
+        if r.status not in ("completed", "incomplete"):
+            return r  # queued / in progress / failed: nothing to parse yet
+        try:
+            r.parsed = output.parse_reply(r.output_text or None, refusal=r.refusal,
+                                          finish_reason="length" if r.status == "incomplete" else None,
+                                          has_tool_calls=bool(r.tool_calls))
+        except OutputParseError as e:
+            e.response = r
+            raise
         return r
 
     return parse
@@ -463,12 +468,13 @@ def responses_tool(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _text_schema(fmt: Any, strict: bool) -> tuple[dict[str, Any], Any]:
-    """(JSON schema, the type to parse into or None) for ``text_format``."""
+    """(JSON schema, the ``StructuredOutput`` to parse into or None) for ``text_format``."""
     if isinstance(fmt, Mapping):
         return dict(v.mapping("text_format", dict(fmt))), None
-    from .._schema import type_schema
+    from .._structured import structured_output
 
-    return type_schema(fmt, strict=strict, where="text_format"), fmt
+    output = structured_output(fmt, strict=strict, where="text_format")
+    return output.schema or {}, output
 
 
 class ResponsesBody(_Builder):

@@ -124,25 +124,40 @@ class _SamplingMixin(_Builder):
     def structured_outputs(
         self: B,
         *,
-        json: Mapping[str, Any] | str | None = None,
+        json: Mapping[str, Any] | str | Any = None,
         regex: str | None = None,
-        choice: list[str] | None = None,
+        choice: list[str] | Any = None,
         grammar: str | None = None,
         json_object: bool | None = None,
         structural_tag: str | None = None,
         **more: Any,
     ) -> B:
         """vLLM structured outputs (``structured_outputs`` field, vLLM >= 0.10.2):
-        exactly one of json (a JSON schema), regex, choice, grammar, json_object, structural_tag."""
+        exactly one of json (a JSON schema), regex, choice, grammar, json_object, structural_tag.
+
+        ``json=`` also takes a type (pydantic model, dataclass, TypedDict, ``list[Item]``, ...) and
+        ``choice=`` an Enum subclass or a ``Literal[...]``: the chat response's ``.parsed`` is
+        then the validated instance (the Enum member / Literal value)."""
+        from .._structured import choice_output, structured_output
+
         spec: dict[str, Any] = {}
+        output = None
         if json is not None:
-            spec["json"] = json if isinstance(json, str) else _copy(v.mapping("structured_outputs(json=)", json))
+            if isinstance(json, (str, Mapping)):
+                spec["json"] = json if isinstance(json, str) else _copy(v.mapping("structured_outputs(json=)", json))
+            else:
+                output = structured_output(json, where="structured_outputs(json=)")
+                spec["json"] = output.schema
         if regex is not None:
             spec["regex"] = v.string("structured_outputs(regex=)", regex)
         if choice is not None:
-            spec["choice"] = v.str_or_str_list("structured_outputs(choice=)", choice)
-            if isinstance(spec["choice"], str):
-                raise InvalidRequestError("structured_outputs(choice=...): expected a list of strings")
+            if isinstance(choice, (str, list, tuple)):
+                spec["choice"] = v.str_or_str_list("structured_outputs(choice=)", choice)
+                if isinstance(spec["choice"], str):
+                    raise InvalidRequestError("structured_outputs(choice=...): expected a list of strings")
+            else:
+                output = choice_output(choice)
+                spec["choice"] = output.choices
         if grammar is not None:
             spec["grammar"] = v.string("structured_outputs(grammar=)", grammar)
         if json_object is not None:
@@ -156,6 +171,7 @@ class _SamplingMixin(_Builder):
                 f"structural_tag= (got {kinds or 'none'})")
         spec.update(v.mapping("structured_outputs(**more)", more))
         v.check_finite(spec, "structured_outputs")
+        self._set_output(output)
         return self._set("structured_outputs", spec)
 
     def guided_json(self: B, schema: Mapping[str, Any] | str) -> B:

@@ -682,6 +682,9 @@ class FakeVllmServer(SurfaceRoutes):
         if scripted is None:
             last = w.last_user_text(messages)
             text = (_DEFAULT_CHAT + (f" You said: {last}" if last else "")) if chat else _DEFAULT_COMPLETION
+            structured = w.structured_text(body) if chat else None
+            if structured is not None:  # a schema or a choice: a valid example, as a constrained server would
+                text = structured
             scripted = w.default_reply(text, max_tokens)
             if reply is not None:  # reply() with only usage / finish_reason
                 scripted.usage_override = reply.args.get("usage")

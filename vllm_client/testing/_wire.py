@@ -232,6 +232,47 @@ def scripted_reply(content: str | None, reasoning: str | None, tool_calls: list[
                  calls, finish_reason or ("tool_calls" if calls else "stop"), usage)
 
 
+def schema_example(schema: Any, defs: dict[str, Any] | None = None, depth: int = 0) -> Any:
+    """A small value valid for a JSON schema (what a constrained server would send): the first
+    enum value / anyOf arm, empty arrays, every property of an object."""
+    if not isinstance(schema, dict) or depth > 20:
+        return None
+    defs = defs if defs is not None else schema.get("$defs") or {}
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return schema_example(defs.get(ref[8:]), defs, depth + 1)
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if "const" in schema:
+        return schema["const"]
+    for key in ("anyOf", "oneOf"):
+        if isinstance(schema.get(key), list) and schema[key]:
+            return schema_example(schema[key][0], defs, depth + 1)
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = t[0] if t else None
+    if t == "object" or "properties" in schema:
+        return {k: schema_example(v, defs, depth + 1) for k, v in (schema.get("properties") or {}).items()}
+    if t == "array":
+        return [schema_example(x, defs, depth + 1) for x in schema.get("prefixItems") or ()]
+    return {"string": "text", "integer": 0, "number": 0.0, "boolean": False}.get(t) if t else None
+
+
+def structured_text(body: dict[str, Any]) -> str | None:
+    """The reply text a structured-outputs request asks for (a JSON schema's example, the first
+    choice), or None when the request asks for none."""
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        return json.dumps(schema_example(fmt["json_schema"].get("schema")))
+    so = body.get("structured_outputs")
+    if isinstance(so, dict):
+        if isinstance(so.get("json"), dict):
+            return json.dumps(schema_example(so["json"]))
+        if isinstance(so.get("choice"), list) and so["choice"]:
+            return str(so["choice"][0])
+    return None
+
+
 def default_reply(text: str, max_tokens: int | None) -> Reply:
     ps = pieces(text)
     if max_tokens is not None and 0 < max_tokens < len(ps):
