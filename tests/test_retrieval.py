@@ -449,3 +449,72 @@ def test_new_generation_setters_check_input(bad: Any) -> None:
     with VllmClient(URL) as c:
         with pytest.raises(InvalidRequestError):
             bad(c.chat.completions().create())
+
+
+# -- FakeVllmServer answers the pooling endpoints as vLLM does ---------------------------------------------
+
+async def _over_fake(kind: str, server: Any, make: Callable[[Any], Any]) -> Any:
+    if kind == "sync":
+        import asyncio
+
+        def run() -> Any:
+            with VllmClient(server.url, max_retries=0) as c:
+                return make(c).send()
+
+        return await asyncio.to_thread(run)
+    async with AsyncVllmClient(server.url, max_retries=0) as ac:
+        return await make(ac).send()
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_fake_server_rerank_score_pooling(kind: str) -> None:
+    from vllm_client.testing import FakeVllmServer
+
+    docs = ["Paris is the capital.", "Bananas are yellow.", "France is in Europe."]
+    with FakeVllmServer() as server:
+        ranked = await _over_fake(kind, server, lambda c: c.rerank().create().model(server.model)
+                                  .query("capital of France").documents(docs).top_n(2))
+        scores = await _over_fake(kind, server, lambda c: c.score().create().model(server.model)
+                                  .queries("capital of France").documents(docs))
+        assert len(ranked.results) == 2 and all(0 <= s <= 1 for s in scores.scores)
+        by_score = sorted(range(3), key=lambda i: -scores.scores[i])[:2]
+        assert [r.index for r in ranked.results] == by_score  # rerank order matches the scores
+        assert [r.document for r in ranked.results] == [docs[i] for i in by_score]
+        assert ranked.results[0].relevance_score == pytest.approx(scores.scores[by_score[0]])
+        pooled = await _over_fake(kind, server, lambda c: c.pooling().create().model(server.model).input(["a", "b"]))
+        emb = await _over_fake(kind, server, lambda c: c.embeddings().create().model(server.model).input(["a", "b"]))
+        assert [p.data for p in pooled.data] == emb.embeddings
+        chat_emb = await _over_fake(kind, server, lambda c: c.embeddings().create().model(server.model)
+                                    .messages([{"role": "user", "content": "hi"}]))
+        assert len(chat_emb.embeddings) == 1 and len(chat_emb.embeddings[0]) == server.embedding_dim
+        v2 = await _over_fake(kind, server, lambda c: c.cohere_embed().create().model(server.model).texts(["a"])
+                              .embedding_types(["base64"]))
+        assert list(v2.vectors[0]) == emb.embeddings[0]
+        with pytest.raises(BadRequestError, match="input_type"):
+            await _over_fake(kind, server, lambda c: c.cohere_embed().create().model(server.model).texts(["a"])
+                             .input_type("query"))
+        with pytest.raises(NotFoundError):  # no labels: an embedding model, where /classify is not mounted
+            await _over_fake(kind, server, lambda c: c.classify().create().model(server.model).input("x"))
+        with pytest.raises(BadRequestError, match="pooling_task"):
+            await _over_fake(kind, server, lambda c: c.pooling().create().model(server.model).input("x")
+                             .task("token_embed"))
+    assert [r.path for r in server.requests] == ["/v1/rerank", "/v1/score", "/pooling", "/v1/embeddings",
+                                                 "/v1/embeddings", "/v2/embed", "/v2/embed", "/classify", "/pooling"]
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_fake_server_classify_and_errors(kind: str) -> None:
+    from vllm_client.testing import FakeVllmServer
+
+    with FakeVllmServer(labels=["negative", "positive"]) as server:
+        r = await _over_fake(kind, server, lambda c: c.classify().create().model(server.model).input(["good", "bad"]))
+        assert [c.index for c in r.data] == [0, 1]
+        assert all(c.num_classes == 2 and c.label in ("negative", "positive") for c in r.data)
+        assert all(math.isclose(sum(c.probs), 1.0) for c in r.data)
+        # what the builders refuse, sent raw: vLLM's answers
+        import requests
+
+        bad = requests.post(server.url + "/rerank", json={"model": "m", "query": "x"}, timeout=10)
+        assert bad.status_code == 400 and bad.json() == json.loads(case("embed-rerank-bad")[2])
+        empty = requests.post(server.url + "/rerank", json={"model": "m", "query": "x", "documents": []}, timeout=10)
+        assert empty.status_code == 400 and "At least one text_pair" in empty.json()["error"]["message"]
