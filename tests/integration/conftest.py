@@ -233,44 +233,34 @@ def real_server(_launcher: Launcher) -> Target:
     return _launcher.target("main")
 
 
+def _extra_target(launcher: Launcher, name: str, env: str, needs: str) -> Target:
+    """A local extra server, or the one ``$env`` names when ``VLLM_BASE_URL`` is set (else skip)."""
+    if os.environ.get("VLLM_BASE_URL"):
+        url = os.environ.get(env)
+        if not url:
+            pytest.skip(f"VLLM_BASE_URL is set: {name} tests need {env} ({needs})")
+        return remote_target(url)
+    if not EXTRA_SERVERS:
+        pytest.skip(f"VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no {name} server")
+    return launcher.target(name)
+
+
 @pytest.fixture(scope="session")
 def reasoning_server(_launcher: Launcher) -> Target:
     """A server with ``--reasoning-parser qwen3`` (and hermes tools)."""
-    if os.environ.get("VLLM_BASE_URL"):
-        url = os.environ.get("VLLM_REASONING_BASE_URL")
-        if not url:
-            pytest.skip("VLLM_BASE_URL is set: reasoning tests need VLLM_REASONING_BASE_URL "
-                        "(a server started with --reasoning-parser)")
-        return remote_target(url)
-    if not EXTRA_SERVERS:
-        pytest.skip("VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no reasoning server")
-    return _launcher.target("reasoning")
+    return _extra_target(_launcher, "reasoning", "VLLM_REASONING_BASE_URL", "a server started with --reasoning-parser")
 
 
 @pytest.fixture(scope="session")
 def embed_server(_launcher: Launcher) -> Target:
     """A pooling server (``--runner pooling --convert embed``) for /v1/embeddings."""
-    if os.environ.get("VLLM_BASE_URL"):
-        url = os.environ.get("VLLM_EMBED_BASE_URL")
-        if not url:
-            pytest.skip("VLLM_BASE_URL is set: embeddings tests need VLLM_EMBED_BASE_URL (a pooling server)")
-        return remote_target(url)
-    if not EXTRA_SERVERS:
-        pytest.skip("VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no embeddings server")
-    return _launcher.target("embed")
+    return _extra_target(_launcher, "embed", "VLLM_EMBED_BASE_URL", "a pooling server")
 
 
 @pytest.fixture(scope="session")
 def classify_server(_launcher: Launcher) -> Target:
     """A pooling server converted to a classifier (``--runner pooling --convert classify``)."""
-    if os.environ.get("VLLM_BASE_URL"):
-        url = os.environ.get("VLLM_CLASSIFY_BASE_URL")
-        if not url:
-            pytest.skip("VLLM_BASE_URL is set: classify tests need VLLM_CLASSIFY_BASE_URL (a classification server)")
-        return remote_target(url)
-    if not EXTRA_SERVERS:
-        pytest.skip("VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no classify server")
-    return _launcher.target("classify")
+    return _extra_target(_launcher, "classify", "VLLM_CLASSIFY_BASE_URL", "a classification server")
 
 
 @pytest.fixture(scope="session")
