@@ -159,3 +159,19 @@ def test_batch_resumes_after_a_crash(tmp_path: Path) -> None:
         except json.JSONDecodeError:
             continue
     assert sorted(ids) == sorted(f"id-{i}" for i in range(n))  # every custom_id exactly once
+
+
+def test_rerank_and_embed(vllm_server: FakeVllmServer) -> None:
+    r = cli("rerank", "capital of France", "Paris is the capital.", "Bananas are yellow.", "--top-n", "2",
+            "--base-url", vllm_server.url)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split() == ["rank", "#", "score", "document"] and len(lines) == 3
+    assert {ln.split(None, 3)[3] for ln in lines[1:]} == {"Paris is the capital.", "Bananas are yellow."}
+    assert vllm_server.requests[-1].body["top_n"] == 2
+    e = cli("embed", "hello", "world", "--base-url", vllm_server.url, "--dimensions", "16")
+    assert e.returncode == 0, e.stderr
+    out = e.stdout.splitlines()
+    assert out[0].startswith("2 x 16") and out[1].startswith("[16] [") and out[2].endswith("world")
+    bad = cli("rerank", "q", "--base-url", vllm_server.url)
+    assert bad.returncode != 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,8 @@ def test_embeddings(name: str) -> None:
         if isinstance(emb, str):  # base64 little-endian float32, decoded for the user
             data = base64.b64decode(emb)
             emb = list(struct.unpack(f"<{len(data) // 4}f", data))
-        assert got == emb and all(isinstance(x, float) for x in got)
+            assert isinstance(got, array) and got.typecode == "f"  # float32 vectors, 4 bytes a value
+        assert list(got) == emb and all(isinstance(x, float) for x in got)
     assert abs(sum(x * x for x in r.embeddings[0]) - 1.0) < 1e-3  # vLLM normalises
     assert r.usage is not None and r.usage.prompt_tokens == raw["usage"]["prompt_tokens"]
 

@@ -30,6 +30,17 @@ from ._endpoints.chat import (
     ChatCompletionResponse,
     Choice,
 )
+from ._endpoints.classify import (
+    AsyncClassifyBuilder,
+    Classification,
+    ClassifyBuilder,
+    ClassifyResponse,
+)
+from ._endpoints.cohere_embed import (
+    AsyncCohereEmbedBuilder,
+    CohereEmbedBuilder,
+    CohereEmbedResponse,
+)
 from ._endpoints.completions import (
     AsyncCompletionBuilder,
     CompletionBuilder,
@@ -37,6 +48,8 @@ from ._endpoints.completions import (
     CompletionResponse,
 )
 from ._endpoints.embeddings import AsyncEmbeddingBuilder, EmbeddingBuilder, EmbeddingResponse
+from ._endpoints.pooling import AsyncPoolingBuilder, PoolingBuilder, PoolingData, PoolingResponse
+from ._endpoints.rerank import AsyncRerankBuilder, RerankBuilder, RerankResponse, RerankResult
 from ._endpoints.responses import (
     AsyncResponses,
     AsyncResponsesBuilder,
@@ -48,6 +61,7 @@ from ._endpoints.responses import (
     ResponsesBuilder,
     ResponsesResponse,
 )
+from ._endpoints.score import AsyncScoreBuilder, ScoreBuilder, ScoreData, ScoreResponse
 from ._endpoints.server import Metrics, Model, TokenizeResult
 from ._exceptions import (
     APIConnectionError,
@@ -144,12 +158,31 @@ __all__ = [
     "AsyncTranscriptionBuilder",
     "TranslationBuilder",
     "AsyncTranslationBuilder",
+    "RerankBuilder",
+    "AsyncRerankBuilder",
+    "ScoreBuilder",
+    "AsyncScoreBuilder",
+    "ClassifyBuilder",
+    "AsyncClassifyBuilder",
+    "PoolingBuilder",
+    "AsyncPoolingBuilder",
+    "CohereEmbedBuilder",
+    "AsyncCohereEmbedBuilder",
     # responses
     "ChatCompletionResponse",
     "Choice",
     "CompletionChoice",
     "CompletionResponse",
     "EmbeddingResponse",
+    "RerankResponse",
+    "RerankResult",
+    "ScoreResponse",
+    "ScoreData",
+    "ClassifyResponse",
+    "Classification",
+    "PoolingResponse",
+    "PoolingData",
+    "CohereEmbedResponse",
     "Model",
     "TokenizeResult",
     "ResponsesResponse",

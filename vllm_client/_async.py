@@ -19,9 +19,14 @@ from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import AsyncAudio
 from ._endpoints.base import Creator
 from ._endpoints.chat import AsyncChat
+from ._endpoints.classify import AsyncClassifyBuilder
+from ._endpoints.cohere_embed import AsyncCohereEmbedBuilder
 from ._endpoints.completions import AsyncCompletionBuilder
 from ._endpoints.embeddings import AsyncEmbeddingBuilder
+from ._endpoints.pooling import AsyncPoolingBuilder
+from ._endpoints.rerank import AsyncRerankBuilder
 from ._endpoints.responses import AsyncResponses
+from ._endpoints.score import AsyncScoreBuilder
 from ._endpoints.server import (
     Metrics,
     Model,
@@ -168,6 +173,27 @@ class AsyncVllmClient(ClientCore):
     async def unload_lora_adapter(self, name: str) -> str:
         """Unload a LoRA adapter loaded at runtime. Returns the server's message."""
         return await self._run(unload_lora_flow(self, name))
+
+    def rerank(self) -> Creator[AsyncRerankBuilder]:
+        """Rerank documents for a query (``POST /v1/rerank``, vLLM pooling servers):
+        ``client.rerank().create().query(q).documents([...]).top_n(k).send()``."""
+        return Creator(self, AsyncRerankBuilder)
+
+    def score(self) -> Creator[AsyncScoreBuilder]:
+        """Score text pairs (``POST /v1/score``): ``client.score().create().queries(q).documents([...]).send()``."""
+        return Creator(self, AsyncScoreBuilder)
+
+    def classify(self) -> Creator[AsyncClassifyBuilder]:
+        """Classify texts (``POST /classify`` at the server root): ``client.classify().create().input([...]).send()``."""
+        return Creator(self, AsyncClassifyBuilder)
+
+    def pooling(self) -> Creator[AsyncPoolingBuilder]:
+        """The raw pooler output (``POST /pooling`` at the server root)."""
+        return Creator(self, AsyncPoolingBuilder)
+
+    def cohere_embed(self) -> Creator[AsyncCohereEmbedBuilder]:
+        """Cohere-style embeddings (``POST /v2/embed`` at the server root)."""
+        return Creator(self, AsyncCohereEmbedBuilder)
 
     async def models(self) -> list[Model]:
         """The models the server serves."""

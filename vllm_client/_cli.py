@@ -1,4 +1,5 @@
-"""The ``vllm-client`` command: chat, models, complete, responses, server-info, health, batch, demo.
+"""The ``vllm-client`` command: chat, models, complete, responses, server-info, rerank, embed,
+health, batch, demo.
 
 Errors are one line on stderr and exit status 1 (``--debug`` shows the traceback).
 Imports stay lazy so ``vllm-client --help`` is fast.
@@ -156,6 +157,35 @@ def cmd_server_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rerank(args: argparse.Namespace) -> int:
+    """Rerank documents for a query: a table, best first."""
+    with _client(args) as client:
+        b = client.rerank().create().query(args.query).documents(args.documents)
+        if args.top_n is not None:
+            b.top_n(args.top_n)
+        r = b.send()
+    width = max([len(str(x.index)) for x in r.results] + [len("#")])
+    print(f"{'rank':>4}  {'#':>{width}}  {'score':>8}  document")
+    for rank, x in enumerate(r.results, 1):
+        doc = " ".join((x.document or "(multimodal)").split())
+        print(f"{rank:>4}  {x.index:>{width}}  {x.relevance_score:>8.4f}  {doc[:100]}")
+    return 0
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    """Embed texts and print each vector's shape (and its first values)."""
+    with _client(args) as client:
+        b = client.embeddings().create().input(args.texts).encoding_format("base64")
+        if args.dimensions is not None:
+            b.dimensions(args.dimensions)
+        r = b.send()
+    print(f"{len(r.embeddings)} x {len(r.embeddings[0]) if r.embeddings else 0} ({r.model})")
+    for text, vec in zip(args.texts, r.embeddings, strict=False):
+        head = ", ".join(f"{x:.4f}" for x in vec[:4])
+        print(f"[{len(vec)}] [{head}{', ...' if len(vec) > 4 else ''}]  {' '.join(text.split())[:60]}")
+    return 0
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     """Exit 0 when the server is healthy."""
     with _client(args) as client:
@@ -222,6 +252,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     si = sub.add_parser("server-info", parents=[common], help="version, models, load and key metrics")
     si.set_defaults(func=cmd_server_info)
+
+    rr = sub.add_parser("rerank", parents=[common], help="rerank documents for a query (a pooling server)")
+    rr.add_argument("query")
+    rr.add_argument("documents", nargs="+")
+    rr.add_argument("--top-n", type=int, default=None)
+    rr.set_defaults(func=cmd_rerank)
+
+    em = sub.add_parser("embed", parents=[common], help="embed texts and print the vectors' shapes")
+    em.add_argument("texts", nargs="+")
+    em.add_argument("--dimensions", type=int, default=None)
+    em.set_defaults(func=cmd_embed)
 
     h = sub.add_parser("health", parents=[common], help="check the server's /health")
     h.set_defaults(func=cmd_health)

@@ -18,9 +18,14 @@ from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import Audio
 from ._endpoints.base import Creator
 from ._endpoints.chat import Chat
+from ._endpoints.classify import ClassifyBuilder
+from ._endpoints.cohere_embed import CohereEmbedBuilder
 from ._endpoints.completions import CompletionBuilder
 from ._endpoints.embeddings import EmbeddingBuilder
+from ._endpoints.pooling import PoolingBuilder
+from ._endpoints.rerank import RerankBuilder
 from ._endpoints.responses import Responses
+from ._endpoints.score import ScoreBuilder
 from ._endpoints.server import (
     Metrics,
     Model,
@@ -204,6 +209,27 @@ class VllmClient(ClientCore):
     def unload_lora_adapter(self, name: str) -> str:
         """Unload a LoRA adapter loaded at runtime. Returns the server's message."""
         return self._run(unload_lora_flow(self, name))
+
+    def rerank(self) -> Creator[RerankBuilder]:
+        """Rerank documents for a query (``POST /v1/rerank``, vLLM pooling servers):
+        ``client.rerank().create().query(q).documents([...]).top_n(k).send()``."""
+        return Creator(self, RerankBuilder)
+
+    def score(self) -> Creator[ScoreBuilder]:
+        """Score text pairs (``POST /v1/score``): ``client.score().create().queries(q).documents([...]).send()``."""
+        return Creator(self, ScoreBuilder)
+
+    def classify(self) -> Creator[ClassifyBuilder]:
+        """Classify texts (``POST /classify`` at the server root): ``client.classify().create().input([...]).send()``."""
+        return Creator(self, ClassifyBuilder)
+
+    def pooling(self) -> Creator[PoolingBuilder]:
+        """The raw pooler output (``POST /pooling`` at the server root)."""
+        return Creator(self, PoolingBuilder)
+
+    def cohere_embed(self) -> Creator[CohereEmbedBuilder]:
+        """Cohere-style embeddings (``POST /v2/embed`` at the server root)."""
+        return Creator(self, CohereEmbedBuilder)
 
     def models(self) -> list[Model]:
         """The models the server serves (``GET /models``)."""

@@ -230,6 +230,23 @@ class _Completion:
             usage = self._usage = Usage.from_dict(self.raw.get("usage"))
         return usage  # type: ignore[no-any-return]
 
+    @property
+    def prompt_token_ids(self) -> list[int] | None:
+        """The prompt's token ids (vLLM chat, with ``return_token_ids``; completions have them per choice)."""
+        ids = self.raw.get("prompt_token_ids")
+        return ids if isinstance(ids, list) else None
+
+    @property
+    def prompt_text(self) -> str | None:
+        """The prompt the chat template made (vLLM, with ``return_prompt_text``)."""
+        return _str(self.raw.get("prompt_text"))
+
+    @property
+    def kv_transfer_params(self) -> dict[str, Any] | None:
+        """KV-transfer parameters for the next step of disaggregated serving (vLLM)."""
+        p = self.raw.get("kv_transfer_params")
+        return p if isinstance(p, dict) else None
+
     def _parsed_choices(self) -> list[Any]:
         choices = self._choices
         if choices is None:

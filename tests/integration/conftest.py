@@ -4,10 +4,11 @@
   embeddings tests then need ``VLLM_REASONING_BASE_URL`` / ``VLLM_EMBED_BASE_URL``, else
   they skip; tests of the tiny model's scripted replies skip unless it serves ``tiny-llama``).
 * Otherwise: the cached vLLM venv and tiny model (built on first use, see ``_vllm_server``),
-  then up to three servers started side by side (startup is mostly Python imports, so in
+  then up to four servers started side by side (startup is mostly Python imports, so in
   parallel they are ready in ~1 min instead of ~3): the main one (hermes tools), one with
-  ``--reasoning-parser qwen3`` and a pooling one (``--runner pooling --convert embed``). The
-  extra two start only when selected tests use them; ``VLLM_CLIENT_TEST_EXTRA_SERVERS=0``
+  ``--reasoning-parser qwen3``, a pooling one (``--runner pooling --convert embed``) and a
+  classifier (``--convert classify``). The
+  extra three start only when selected tests use them; ``VLLM_CLIENT_TEST_EXTRA_SERVERS=0``
   skips those tests instead. All are stopped at session end (their own process groups only).
 
 Timings (install, model build, server starts) and, when a test failed, the servers' log
@@ -136,8 +137,10 @@ SERVER_SPECS: dict[str, dict[str, Any]] = {
     # (qwen3 assumes thinking without chat_template_kwargs), so it gets its own.
     "reasoning": {"extra_args": ["--reasoning-parser", "qwen3"], "tools": True},
     "embed": {"extra_args": ["--runner", "pooling", "--convert", "embed"], "tools": False},
+    "classify": {"extra_args": ["--runner", "pooling", "--convert", "classify"], "tools": False},
 }
-_FIXTURE_OF = {"main": "real_server", "reasoning": "reasoning_server", "embed": "embed_server"}
+_FIXTURE_OF = {"main": "real_server", "reasoning": "reasoning_server", "embed": "embed_server",
+               "classify": "classify_server"}
 
 
 class Launcher:
@@ -151,7 +154,7 @@ class Launcher:
         names = {n for item in self.session.items for n in getattr(item, "fixturenames", ())}
         out = ["main"] if "real_server" in names else []
         if EXTRA_SERVERS:
-            out += [k for k in ("reasoning", "embed") if _FIXTURE_OF[k] in names]
+            out += [k for k in ("reasoning", "embed", "classify") if _FIXTURE_OF[k] in names]
         return out or ["main"]
 
     def setup(self) -> None:
@@ -230,31 +233,34 @@ def real_server(_launcher: Launcher) -> Target:
     return _launcher.target("main")
 
 
+def _extra_target(launcher: Launcher, name: str, env: str, needs: str) -> Target:
+    """A local extra server, or the one ``$env`` names when ``VLLM_BASE_URL`` is set (else skip)."""
+    if os.environ.get("VLLM_BASE_URL"):
+        url = os.environ.get(env)
+        if not url:
+            pytest.skip(f"VLLM_BASE_URL is set: {name} tests need {env} ({needs})")
+        return remote_target(url)
+    if not EXTRA_SERVERS:
+        pytest.skip(f"VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no {name} server")
+    return launcher.target(name)
+
+
 @pytest.fixture(scope="session")
 def reasoning_server(_launcher: Launcher) -> Target:
     """A server with ``--reasoning-parser qwen3`` (and hermes tools)."""
-    if os.environ.get("VLLM_BASE_URL"):
-        url = os.environ.get("VLLM_REASONING_BASE_URL")
-        if not url:
-            pytest.skip("VLLM_BASE_URL is set: reasoning tests need VLLM_REASONING_BASE_URL "
-                        "(a server started with --reasoning-parser)")
-        return remote_target(url)
-    if not EXTRA_SERVERS:
-        pytest.skip("VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no reasoning server")
-    return _launcher.target("reasoning")
+    return _extra_target(_launcher, "reasoning", "VLLM_REASONING_BASE_URL", "a server started with --reasoning-parser")
 
 
 @pytest.fixture(scope="session")
 def embed_server(_launcher: Launcher) -> Target:
     """A pooling server (``--runner pooling --convert embed``) for /v1/embeddings."""
-    if os.environ.get("VLLM_BASE_URL"):
-        url = os.environ.get("VLLM_EMBED_BASE_URL")
-        if not url:
-            pytest.skip("VLLM_BASE_URL is set: embeddings tests need VLLM_EMBED_BASE_URL (a pooling server)")
-        return remote_target(url)
-    if not EXTRA_SERVERS:
-        pytest.skip("VLLM_CLIENT_TEST_EXTRA_SERVERS=0: no embeddings server")
-    return _launcher.target("embed")
+    return _extra_target(_launcher, "embed", "VLLM_EMBED_BASE_URL", "a pooling server")
+
+
+@pytest.fixture(scope="session")
+def classify_server(_launcher: Launcher) -> Target:
+    """A pooling server converted to a classifier (``--runner pooling --convert classify``)."""
+    return _extra_target(_launcher, "classify", "VLLM_CLASSIFY_BASE_URL", "a classification server")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,8 @@ from typing import Any
 __all__ = ["parsers"]
 
 # (module, body class) of the endpoints whose batch requests are parsed into their response type
-_BODIES = (("chat", "ChatBody"), ("completions", "CompletionBody"), ("embeddings", "EmbeddingBody"))
+_BODIES = (("chat", "ChatBody"), ("completions", "CompletionBody"), ("embeddings", "EmbeddingBody"),
+           ("rerank", "RerankBody"), ("score", "ScoreBody"))  # (not the root routes: a dict's url is under /v1)
 
 
 @lru_cache(maxsize=1)

@@ -15,6 +15,7 @@ from .._conversation import AsyncConversation, Conversation, ConversationState, 
 from .._exceptions import InvalidRequestError
 from .._types import ToolCall, _Completion, _dict, split_content
 from .base import AsyncStreamSender, Creator, StreamSender, _copy
+from .common import _ChatTemplateFields
 from .sampling import _check_min_max, _SamplingMixin
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ class Choice:
     logprobs: Any = None
     stop_reason: Any = None
     message: dict[str, Any] = field(default_factory=dict)
+    token_ids: list[int] | None = None  # vLLM, with return_token_ids
     parsed: Any = None  # the validated output instance (with an output type), else None
 
     @classmethod
@@ -76,6 +78,7 @@ class Choice:
             get("logprobs"),
             get("stop_reason"),
             msg,
+            get("token_ids"),
         )
 
     def history_message(self) -> dict[str, Any]:
@@ -197,7 +200,7 @@ def _sniff_mime(data: bytes) -> str:
     return "application/octet-stream"
 
 
-class ChatBody(_SamplingMixin):
+class ChatBody(_ChatTemplateFields, _SamplingMixin):
     """Setters of a chat completion request (OpenAI fields + vLLM extensions)."""
 
     _path = "/chat/completions"
@@ -337,28 +340,20 @@ class ChatBody(_SamplingMixin):
         self._parse_retries = v.integer("parse_retries", n, lo=0)
         return self
 
-    # vLLM chat extensions
+    # vLLM chat extensions (chat_template, add_generation_prompt ...: _ChatTemplateFields)
 
-    def chat_template(self: CB, template: str) -> CB:
-        """A Jinja chat template to use instead of the model's (vLLM; the server must run with
-        ``--trust-request-chat-template``, else it answers 400)."""
-        return self._set("chat_template", v.string("chat_template", template))
+    def documents(self: CB, documents: list[Mapping[str, str]]) -> CB:
+        """Documents for a RAG-aware chat template, e.g. ``[{"title": ..., "text": ...}]`` (vLLM;
+        templates without RAG support ignore them)."""
+        if not isinstance(documents, list) or not all(
+                isinstance(d, Mapping) and all(isinstance(k, str) and isinstance(x, str) for k, x in d.items())
+                for d in documents):
+            raise InvalidRequestError(f"documents({documents!r:.80}): expected a list of dicts of strings")
+        return self._set("documents", [dict(d) for d in documents])
 
-    def chat_template_kwargs(self: CB, kwargs: Mapping[str, Any]) -> CB:
-        """Extra variables for the chat template, e.g. ``{"enable_thinking": False}`` (Qwen3, DeepSeek)."""
-        return self._set("chat_template_kwargs", _copy(v.mapping("chat_template_kwargs", kwargs)))
-
-    def add_generation_prompt(self: CB, value: bool) -> CB:
-        """Add the assistant generation prompt (vLLM; default True)."""
-        return self._set("add_generation_prompt", v.boolean("add_generation_prompt", value))
-
-    def continue_final_message(self: CB, value: bool = True) -> CB:
-        """Continue the last (assistant) message instead of starting a new one (vLLM)."""
-        return self._set("continue_final_message", v.boolean("continue_final_message", value))
-
-    def add_special_tokens(self: CB, value: bool) -> CB:
-        """Add special tokens (e.g. BOS) on top of the chat template's (vLLM)."""
-        return self._set("add_special_tokens", v.boolean("add_special_tokens", value))
+    def return_prompt_text(self: CB, value: bool = True) -> CB:
+        """Return the prompt the chat template made, as ``prompt_text`` on the response (vLLM)."""
+        return self._set("return_prompt_text", v.boolean("return_prompt_text", value))
 
     def reasoning_effort(self: CB, effort: str) -> CB:
         """"low", "medium" or "high" (also "minimal"/"none" on some servers)."""

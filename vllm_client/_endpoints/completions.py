@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError
 from .._types import _Completion, _dict, _int, _str
-from .base import AsyncStreamSender, B, StreamSender
+from .base import AsyncStreamSender, B, StreamSender, _copy
 from .sampling import _check_min_max, _SamplingMixin
 
 __all__ = ["CompletionChoice", "CompletionResponse", "CompletionBody", "CompletionBuilder", "AsyncCompletionBuilder"]
@@ -23,6 +25,8 @@ class CompletionChoice:
     finish_reason: str | None
     logprobs: Any = None
     stop_reason: Any = None
+    token_ids: list[int] | None = None  # vLLM, with return_token_ids
+    prompt_token_ids: list[int] | None = None  # vLLM, with return_token_ids (or echo)
 
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> CompletionChoice:
@@ -35,6 +39,8 @@ class CompletionChoice:
             finish_reason=_str(d.get("finish_reason")),
             logprobs=d.get("logprobs"),
             stop_reason=d.get("stop_reason"),
+            token_ids=d.get("token_ids"),
+            prompt_token_ids=d.get("prompt_token_ids"),
         )
 
 
@@ -90,10 +96,6 @@ class CompletionBody(_SamplingMixin):
         """Text after the completion (fill-in-the-middle models only)."""
         return self._set("suffix", v.string("suffix", suffix, empty_ok=True))
 
-    def echo(self: B, value: bool = True) -> B:
-        """Return the prompt in front of the completion."""
-        return self._set("echo", v.boolean("echo", value))
-
     def best_of(self: B, value: int) -> B:
         """Generate this many and return the best n."""
         return self._set("best_of", v.integer("best_of", value, lo=1))
@@ -102,8 +104,22 @@ class CompletionBody(_SamplingMixin):
         """Log probabilities of this many top tokens per output token (0-20)."""
         return self._set("logprobs", v.integer("logprobs", value, lo=0, hi=20))
 
+    def response_format(self: B, fmt: Mapping[str, Any]) -> B:
+        """Constrain the text: ``{"type": "json_object"}``, a ``json_schema`` or ``structural_tag``
+        format (vLLM accepts it on completions too)."""
+        return self._set("response_format", _copy(v.mapping("response_format", fmt)))
+
+    def prompt_embeds(self: B, embeds: bytes | str | list[bytes | str]) -> B:
+        """Prompt embeddings instead of a prompt (vLLM, with ``--enable-prompt-embeds``): a
+        ``torch.save``d tensor as bytes (base64-encoded for you) or base64 text, or a list of them."""
+        items = embeds if isinstance(embeds, list) else [embeds]
+        if not items or not all(isinstance(e, (bytes, bytearray, str)) and e for e in items):
+            raise InvalidRequestError("prompt_embeds(...): expected bytes or base64 text, or a list of them")
+        out = [base64.b64encode(e).decode() if isinstance(e, (bytes, bytearray)) else e for e in items]
+        return self._set("prompt_embeds", out if isinstance(embeds, list) else out[0])
+
     def _check(self, body: dict[str, Any]) -> None:
-        if "prompt" not in body:
+        if "prompt" not in body and "prompt_embeds" not in body:
             raise InvalidRequestError("no prompt: call .prompt('...') first")
         _check_min_max(body)
 

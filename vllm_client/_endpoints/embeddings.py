@@ -1,98 +1,182 @@
-"""Embeddings (``POST /embeddings``): body, response, builders."""
+"""Embeddings (``POST /embeddings``): body, response, builders; the decoding of base64
+vectors (float32, float16, bfloat16, fp8), shared with ``pooling``."""
 
 from __future__ import annotations
 
 import base64
+import functools
+import struct
+import sys
+from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
 from .._types import Usage, _int, _str
 from .base import AsyncSender, B, Sender, _Builder
+from .common import _choice, _PoolingInput
 
-__all__ = ["EmbeddingResponse", "EmbeddingBody", "EmbeddingBuilder", "AsyncEmbeddingBuilder"]
+__all__ = ["EmbeddingResponse", "EmbeddingBody", "EmbeddingBuilder", "AsyncEmbeddingBuilder", "Vector",
+           "decode_vector"]
+
+Vector = Union[list[float], "array[float]"]
+"""One embedding: a list of floats (JSON answers) or an ``array('f')`` (base64 answers)."""
+
+_DTYPES = ("float32", "float16", "bfloat16", "fp8_e4m3", "fp8_e5m2")
+_LITTLE_HOST = sys.byteorder == "little"
 
 
-def _decode_embedding(v: Any) -> list[float]:
-    if isinstance(v, list):
-        return v
-    if isinstance(v, str):
-        import struct
+@functools.lru_cache(maxsize=2)
+def _fp8_table(dtype: str) -> tuple[float, ...]:
+    """The 256 values of an fp8 byte (e4m3: the "fn" variant, no infinities; e5m2: IEEE-like)."""
+    if dtype == "fp8_e5m2":  # the top byte of a float16
+        return struct.unpack("<256e", b"".join(bytes((0, b)) for b in range(256)))
+    out = []
+    for b in range(256):
+        sign = -1.0 if b & 0x80 else 1.0
+        exp, mant = (b >> 3) & 0xF, b & 0x7
+        if exp == 0xF and mant == 0x7:
+            out.append(float("nan"))
+        elif exp == 0:
+            out.append(sign * mant / 8 * 2.0 ** -6)
+        else:
+            out.append(sign * (1 + mant / 8) * 2.0 ** (exp - 7))
+    return tuple(out)
 
-        raw = base64.b64decode(v)
-        return list(struct.unpack(f"<{len(raw) // 4}f", raw[: len(raw) // 4 * 4]))
-    raise ResponseDecodeError(f"embedding: expected a list of floats or base64 text, got {type(v).__name__}", body=v)
+
+def decode_vector(text: str, dtype: str = "float32", big_endian: bool = False) -> array[float]:
+    """A base64 vector as sent by vLLM (``embed_dtype``, ``endianness``) -> ``array('f')``."""
+    try:
+        raw = base64.b64decode(text)
+    except ValueError as e:
+        raise ResponseDecodeError(f"embedding: not base64 ({e})", body=text[:200]) from None
+    swap = big_endian == _LITTLE_HOST
+    if dtype == "float32":
+        if len(raw) % 4:
+            raise ResponseDecodeError(f"embedding: {len(raw)} bytes is not a whole number of float32", body=text[:200])
+        a = array("f")
+        a.frombytes(raw)
+        if swap:
+            a.byteswap()
+        return a
+    if dtype in ("float16", "bfloat16") and len(raw) % 2:
+        raise ResponseDecodeError(f"embedding: {len(raw)} bytes is not a whole number of {dtype}", body=text[:200])
+    if dtype == "float16":
+        return array("f", struct.unpack(f"{'>' if big_endian else '<'}{len(raw) // 2}e", raw))
+    if dtype == "bfloat16":  # the top half of a float32: put two zero bytes under each value
+        wide = bytearray(2 * len(raw))
+        hi, lo = (raw[0::2], raw[1::2]) if big_endian else (raw[1::2], raw[0::2])
+        wide[2::4], wide[3::4] = lo, hi  # little-endian float32
+        a = array("f")
+        a.frombytes(bytes(wide))
+        if not _LITTLE_HOST:
+            a.byteswap()
+        return a
+    if dtype in ("fp8_e4m3", "fp8_e5m2"):
+        table = _fp8_table(dtype)
+        return array("f", [table[b] for b in raw])
+    raise InvalidRequestError(f"embed_dtype {dtype!r}: expected one of {', '.join(_DTYPES)}")
+
+
+def _vector(value: Any, dtype: str, big_endian: bool) -> Vector:
+    if value.__class__ is list:
+        return value
+    if value.__class__ is str:
+        return decode_vector(value, dtype, big_endian)
+    raise ResponseDecodeError(f"embedding: expected a list of floats or base64 text, got {type(value).__name__}",
+                              body=value)
 
 
 @dataclass(slots=True)
 class EmbeddingResponse:
-    """Embeddings in input order; base64 answers are decoded (little-endian float32)."""
+    """Embeddings in input order. JSON answers give lists of floats; base64 answers are
+    decoded (``embed_dtype``, ``endianness`` as requested) into ``array('f')`` vectors:
+    sequences of float32 that index, iterate and ``len()`` like lists, use 4 bytes a value
+    (``list(v)`` / ``v.tolist()`` makes a list). ``numpy()`` stacks them (needs numpy)."""
 
     raw: dict[str, Any] = field(repr=False)
-    embeddings: list[list[float]]
+    embeddings: list[Vector]
     model: str | None
     usage: Usage | None
+    id: str | None = None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> EmbeddingResponse:
+    def from_dict(cls, d: dict[str, Any], dtype: str = "float32", big_endian: bool = False) -> EmbeddingResponse:
         """Parse an embeddings ``list`` object."""
         data = d.get("data")
         if not isinstance(data, list):
             raise ResponseDecodeError("embeddings: 'data' should be a list", body=d)
-        items = sorted((x for x in data if isinstance(x, dict)), key=lambda x: _int(x.get("index")) or 0)
+        items = [x for x in data if x.__class__ is dict]
+        if any(x.get("index") != i for i, x in enumerate(items)):  # vLLM sends them in order
+            items.sort(key=lambda x: _int(x.get("index")) or 0)
         return cls(
             raw=d,
-            embeddings=[_decode_embedding(x.get("embedding")) for x in items],
+            embeddings=[_vector(x.get("embedding"), dtype, big_endian) for x in items],
             model=_str(d.get("model")),
             usage=Usage.from_dict(d.get("usage")),
+            id=_str(d.get("id")),
         )
 
+    def numpy(self) -> Any:
+        """The embeddings as one ``(n, dim)`` float32 ``numpy.ndarray`` (numpy must be installed)."""
+        try:
+            import numpy as np  # type: ignore[import-not-found, unused-ignore]
+        except ImportError:
+            raise ImportError("EmbeddingResponse.numpy() needs numpy: pip install numpy") from None
+        return np.array(self.embeddings, dtype=np.float32)
 
-class EmbeddingBody(_Builder):
-    """Setters of an embeddings request."""
 
-    _path = "/embeddings"
-    _what = "embeddings"
-    _parse = EmbeddingResponse.from_dict
+class _VectorParser:
+    """A body's ``_parse``: on the class, the response type's ``from_dict`` (``batch()``'s dict
+    requests); on a builder, that told the dtype and byte order the builder asks for."""
 
-    def model(self: B, model: str) -> B:
-        """The embedding model's name."""
-        return self._set("model", v.string("model", model))
+    def __init__(self, parse: Callable[..., Any]) -> None:
+        self.parse = parse
 
-    def input(self: B, value: str | list[str] | list[int] | list[list[int]]) -> B:
-        """Text, texts, token ids, or lists of token ids."""
-        if isinstance(value, str) or (
-            isinstance(value, list) and value and (
-                all(isinstance(x, str) for x in value)
-                or all(isinstance(x, int) and not isinstance(x, bool) for x in value)
-                or all(isinstance(x, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in x)
-                       for x in value))):
-            return self._set("input", value)
-        raise InvalidRequestError(
-            f"input({value!r:.80}): expected a string, a list of strings, token ids or lists of token ids")
+    def __get__(self, obj: Any, owner: Any = None) -> Callable[[dict[str, Any]], Any]:
+        if obj is None:
+            return self.parse
+        get = {**obj._body, **obj._extra}.get
+        dtype = get("embed_dtype") or "float32"
+        big = get("endianness") == "big" or (get("endianness") == "native" and not _LITTLE_HOST)
+        if dtype == "float32" and not big:
+            return self.parse
+        return functools.partial(self.parse, dtype=dtype, big_endian=big)
+
+
+class _EncodedOutput(_Builder):
+    """How vectors come back (embeddings and pooling): dimensions, encoding, dtype, byte order."""
 
     def dimensions(self: B, value: int) -> B:
         """Truncate embeddings to this many dimensions (Matryoshka models)."""
         return self._set("dimensions", v.integer("dimensions", value, lo=1))
 
     def encoding_format(self: B, fmt: str) -> B:
-        """"float" or "base64" (decoded for you either way)."""
+        """"float" (JSON numbers) or "base64" (smaller and faster; decoded for you). vLLM's
+        "bytes" formats answer with a binary body and are not supported here."""
         if fmt not in ("float", "base64"):
             raise InvalidRequestError(f"encoding_format({fmt!r}): expected 'float' or 'base64'")
         return self._set("encoding_format", fmt)
 
-    def user(self: B, user: str) -> B:
-        """An end-user id."""
-        return self._set("user", v.string("user", user))
+    def embed_dtype(self: B, dtype: str) -> B:
+        """The dtype of base64 vectors: "float32" (default), "float16", "bfloat16", "fp8_e4m3",
+        "fp8_e5m2" (vLLM); decoded to float32 either way."""
+        return self._set("embed_dtype", _choice("embed_dtype", dtype, _DTYPES))
 
-    def truncate_prompt_tokens(self: B, value: int) -> B:
-        """Keep only the last k input tokens (vLLM)."""
-        return self._set("truncate_prompt_tokens", v.integer("truncate_prompt_tokens", value, lo=-1))
+    def endianness(self: B, order: str) -> B:
+        """Byte order of base64 vectors: "native" (the server's; default), "little" or "big" (vLLM)."""
+        return self._set("endianness", _choice("endianness", order, ("native", "little", "big")))
 
-    def _check(self, body: dict[str, Any]) -> None:
-        if "input" not in body:
-            raise InvalidRequestError("no input: call .input('...') first")
+
+class EmbeddingBody(_EncodedOutput, _PoolingInput):
+    """Setters of an embeddings request: ``input`` (texts or token ids) or ``messages``
+    (chat-style, for multimodal embedding models)."""
+
+    _path = "/embeddings"
+    _what = "embeddings"
+    _parse = _VectorParser(EmbeddingResponse.from_dict)
 
 
 class EmbeddingBuilder(EmbeddingBody, Sender[EmbeddingResponse]):

@@ -8,17 +8,14 @@ from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError
-from .base import B, _Builder, _copy
+from .base import B, _copy
+from .common import _CommonFields
 
 __all__ = ["_SamplingMixin", "_check_min_max", "_guided_warning"]
 
 
-class _SamplingMixin(_Builder):
+class _SamplingMixin(_CommonFields):
     """Sampling parameters shared by chat and legacy completions (OpenAI + vLLM)."""
-
-    def model(self: B, model: str) -> B:
-        """The model name as the server knows it."""
-        return self._set("model", v.string("model", model))
 
     def temperature(self: B, temperature: float) -> B:
         """Sampling temperature, >= 0 (0 is greedy)."""
@@ -75,10 +72,6 @@ class _SamplingMixin(_Builder):
             out[str(k)] = v.number(f"logit_bias[{k!r}]", val, lo=-100, hi=100)
         return self._set("logit_bias", out)
 
-    def user(self: B, user: str) -> B:
-        """An end-user id, for the server's logs."""
-        return self._set("user", v.string("user", user))
-
     def stream(self: B, stream: bool) -> B:
         """Ask for a stream (``send()`` then consumes it and returns the final response)."""
         return self._set("stream", v.boolean("stream", stream))
@@ -86,6 +79,91 @@ class _SamplingMixin(_Builder):
     def stream_options(self: B, options: Mapping[str, Any]) -> B:
         """e.g. ``{"include_usage": True}`` (vLLM also: ``continuous_usage_stats``)."""
         return self._set("stream_options", _copy(v.mapping("stream_options", options)))
+
+    def echo(self: B, value: bool = True) -> B:
+        """Completions: return the prompt in front of the completion. Chat (vLLM): prepend the
+        last message to the reply when both have the same role."""
+        return self._set("echo", v.boolean("echo", value))
+
+    # vLLM generation extensions (vLLM 0.32's ChatCompletionRequest / CompletionRequest)
+
+    def thinking_token_budget(self: B, value: int) -> B:
+        """Most reasoning tokens before the model is made to answer (vLLM, servers with a reasoning
+        parser; -1 means unlimited)."""
+        return self._set("thinking_token_budget", v.integer("thinking_token_budget", value, lo=-1))
+
+    def use_beam_search(self: B, value: bool = True) -> B:
+        """Beam search instead of sampling (vLLM; ``n`` beams)."""
+        return self._set("use_beam_search", v.boolean("use_beam_search", value))
+
+    def length_penalty(self: B, value: float) -> B:
+        """Beam search's length penalty (vLLM; 1 is none)."""
+        return self._set("length_penalty", v.number("length_penalty", value))
+
+    def allowed_token_ids(self: B, ids: list[int]) -> B:
+        """Sample only from these token ids (vLLM)."""
+        return self._set("allowed_token_ids", v.int_list("allowed_token_ids", ids))
+
+    def bad_words(self: B, words: list[str]) -> B:
+        """Words (token sequences) the model must not generate (vLLM)."""
+        w = v.str_or_str_list("bad_words", words)
+        return self._set("bad_words", [w] if isinstance(w, str) else w)
+
+    def logprob_token_ids(self: B, ids: list[int]) -> B:
+        """Return log probabilities of these token ids at every position (vLLM; e.g. a label set)."""
+        return self._set("logprob_token_ids", v.int_list("logprob_token_ids", ids))
+
+    def return_token_ids(self: B, value: bool = True) -> B:
+        """Return the prompt's and the output's token ids (vLLM: ``prompt_token_ids`` on the
+        response, ``token_ids`` on each choice)."""
+        return self._set("return_token_ids", v.boolean("return_token_ids", value))
+
+    def return_tokens_as_token_ids(self: B, value: bool = True) -> B:
+        """Logprobs name tokens as ``token_id:N`` instead of their text (vLLM)."""
+        return self._set("return_tokens_as_token_ids", v.boolean("return_tokens_as_token_ids", value))
+
+    def session_id(self: B, value: str) -> B:
+        """A stable id shared by the requests of one conversation or agent session (vLLM)."""
+        return self._set("session_id", v.string("session_id", value))
+
+    def stream_interval(self: B, value: int) -> B:
+        """Tokens per streamed chunk (vLLM; raised to the server's ``--stream-interval`` at least)."""
+        return self._set("stream_interval", v.integer("stream_interval", value, lo=1))
+
+    def repetition_detection(self: B, *, min_pattern_size: int = 0, max_pattern_size: int = 0,
+                             min_count: int = 0) -> B:
+        """End generation early when an n-gram of ``min_pattern_size``..``max_pattern_size`` tokens
+        repeats ``min_count`` times (vLLM)."""
+        spec = {"min_pattern_size": v.integer("repetition_detection(min_pattern_size=)", min_pattern_size, lo=0),
+                "max_pattern_size": v.integer("repetition_detection(max_pattern_size=)", max_pattern_size, lo=0),
+                "min_count": v.integer("repetition_detection(min_count=)", min_count, lo=0)}
+        if spec["max_pattern_size"] < spec["min_pattern_size"]:
+            raise InvalidRequestError("repetition_detection(...): max_pattern_size is below min_pattern_size")
+        return self._set("repetition_detection", spec)
+
+    def watermarking(self: B, value: bool = True) -> B:
+        """Watermark the output (vLLM, servers with a watermarking logits processor)."""
+        return self._set("watermarking", v.boolean("watermarking", value))
+
+    def vllm_xargs(self: B, xargs: Mapping[str, str | int | float | list[str | int | float]]) -> B:
+        """Extra parameters for the server's custom extensions (vLLM): strings, numbers or lists of them."""
+        x = v.mapping("vllm_xargs", xargs)
+        if x is not None:
+            for k, val in x.items():
+                items = val if isinstance(val, list) else [val]
+                if not all(isinstance(i, (str, int, float)) and not isinstance(i, bool) for i in items):
+                    raise InvalidRequestError(f"vllm_xargs[{k!r}]: expected a string, a number or a list of them")
+            v.check_finite(x, "vllm_xargs")
+        return self._set("vllm_xargs", _copy(x))
+
+    def kv_transfer_params(self: B, params: Mapping[str, Any]) -> B:
+        """KV-cache transfer parameters for disaggregated prefill/decode serving (vLLM); a
+        response's ``kv_transfer_params`` go into the next request."""
+        return self._set("kv_transfer_params", _copy(v.mapping("kv_transfer_params", params)))
+
+    def ec_transfer_params(self: B, params: Mapping[str, Any]) -> B:
+        """Encoder-cache transfer parameters for disaggregated encoder serving (vLLM)."""
+        return self._set("ec_transfer_params", _copy(v.mapping("ec_transfer_params", params)))
 
     # vLLM sampling extensions (vllm/entrypoints/openai/protocol.py, vLLM 0.11-0.32)
 
@@ -112,10 +190,6 @@ class _SamplingMixin(_Builder):
     def include_stop_str_in_output(self: B, value: bool = True) -> B:
         """Keep the matched stop string in the text (vLLM)."""
         return self._set("include_stop_str_in_output", v.boolean("include_stop_str_in_output", value))
-
-    def truncate_prompt_tokens(self: B, value: int) -> B:
-        """Keep only the last k prompt tokens (vLLM; -1 means the model's limit)."""
-        return self._set("truncate_prompt_tokens", v.integer("truncate_prompt_tokens", value, lo=-1))
 
     def prompt_logprobs(self: B, value: int) -> B:
         """Log probabilities of this many top tokens per prompt token (vLLM)."""
@@ -197,13 +271,6 @@ class _SamplingMixin(_Builder):
         _guided_warning("guided_grammar")
         return self._set("guided_grammar", v.string("guided_grammar", grammar))
 
-    def priority(self: B, value: int) -> B:
-        """Scheduling priority (vLLM, with ``--scheduling-policy priority``; lower runs first)."""
-        return self._set("priority", v.integer("priority", value))
-
-    def request_id(self: B, value: str) -> B:
-        """vLLM's ``request_id`` field: the id used in the server's logs and the response id."""
-        return self._set("request_id", v.string("request_id", value))
 
 
 def _check_min_max(body: dict[str, Any]) -> None:

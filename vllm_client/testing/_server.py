@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from . import _wire as w
+from ._retrieval import Pooled
 from ._surface import CHAT_BATCH, RESPONSES, SurfaceRoutes
 
 __all__ = ["FakeVllmServer", "RecordedRequest"]
@@ -35,6 +36,9 @@ _ROUTES: dict[str, tuple[str, ...]] = {
     _CHAT: ("POST",), _COMPLETIONS: ("POST",), "/v1/embeddings": ("POST",), "/v1/models": ("GET",),
     "/health": ("GET",), "/ping": ("GET", "POST"), "/version": ("GET",), "/load": ("GET",),
     "/tokenize": ("POST",), "/detokenize": ("POST",),
+    # the pooling endpoints (vLLM serves them on pooling runners; this fake serves them always)
+    "/v1/rerank": ("POST",), "/rerank": ("POST",), "/v2/rerank": ("POST",), "/v1/score": ("POST",),
+    "/score": ("POST",), "/classify": ("POST",), "/pooling": ("POST",), "/v2/embed": ("POST",),
 }
 _MODIFIERS = frozenset({"delay", "trickle", "disconnect_after", "stall"})
 _DEFAULT_CHAT = "Hello! I am a fake vLLM server."
@@ -274,6 +278,10 @@ class FakeVllmServer(SurfaceRoutes):
     ``model`` is what ``/v1/models`` lists (requests may name any model; answers echo the
     name they used); ``max_model_len`` (4096) bounds prompts and ``max_tokens`` as vLLM
     does (400 beyond it); ``port=0`` picks a free port (a restarted server keeps its port).
+    The pooling endpoints answer too: ``/v1/rerank`` (and ``/rerank``, ``/v2/rerank``),
+    ``/v1/score``, ``/pooling``, ``/v2/embed``, scored with deterministic unit embeddings of
+    ``embedding_dim`` dimensions; ``/classify`` only when ``labels`` are given (else 404, as
+    on an embedding model).
 
     **The queue.** ``reply``, ``fail``, ``raw``, ``sse``, ``disconnect_before_response`` and
     ``disconnect_mid_body`` each answer one request; ``delay``, ``stall``, ``trickle`` and
@@ -303,7 +311,8 @@ class FakeVllmServer(SurfaceRoutes):
     """
 
     def __init__(self, model: str = "fake-model", *, host: str = "127.0.0.1", port: int = 0,
-                 max_model_len: int = 4096, root: str | None = None, embedding_dim: int = 128) -> None:
+                 max_model_len: int = 4096, root: str | None = None, embedding_dim: int = 128,
+                 labels: Iterable[str] | None = None) -> None:
         self.model = model
         self.max_model_len = max_model_len
         self.root = root if root is not None else model
@@ -318,6 +327,7 @@ class FakeVllmServer(SurfaceRoutes):
         self._wake: tuple[socket.socket, socket.socket] | None = None
         self._stopping = threading.Event()
         self._tokenizer = w.Tokenizer()
+        self._pooled = Pooled(self._tokenizer, embedding_dim, list(labels) if labels is not None else None)
         self._in_flight = 0
         self._surface_init()
 
@@ -581,6 +591,9 @@ class FakeVllmServer(SurfaceRoutes):
             return self._detokenize(body), False
         if path == "/v1/embeddings":
             return self._embeddings(body), False
+        pooled = self._pooled_answer(path, body)
+        if pooled is not None:
+            return pooled, False
         with self._lock:
             self._in_flight += 1
         try:
@@ -735,8 +748,27 @@ class FakeVllmServer(SurfaceRoutes):
                                             with_value=False))
         return _Answer(200, orjson.dumps({"prompt": text}))
 
+    def _pooled_answer(self, path: str, body: dict[str, Any]) -> _Answer | None:
+        p, model = self._pooled, self._model_of(body)
+        if path in ("/v1/rerank", "/rerank", "/v2/rerank"):
+            status, data = p.rerank(model, body)
+        elif path in ("/v1/score", "/score"):
+            status, data = p.score(model, body)
+        elif path == "/classify":
+            answer = p.classify(model, body)
+            if answer is None:  # an embedding model does not mount /classify
+                return _Answer(404, _NOT_FOUND)
+            status, data = answer
+        elif path == "/pooling":
+            status, data = p.pooling(model, body)
+        elif path == "/v2/embed":
+            status, data = p.cohere_embed(model, body)
+        else:
+            return None
+        return _Answer(status, data)
+
     def _embeddings(self, body: dict[str, Any]) -> _Answer:
-        inputs = self._prompts(body.get("input"))
+        inputs: Any = self._prompts(body.get("input")) if "messages" not in body else self._pooled.inputs(body)
         if inputs is None:
             return _Answer(400, w.bad_param("Either input or prompt_embeds must be provided and non-empty.",
                                             "input", with_value=False))
