@@ -84,6 +84,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     VllmError,
 )
+from ._observe import RequestInfo, ResponseInfo, Timing, configure_from_env
 from ._stream import AsyncChatStream, ChatStream
 from ._sync import VllmClient
 from ._transports import (
@@ -135,6 +136,30 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+configure_from_env()  # VLLM_CLIENT_LOG=debug|info: a stderr handler on the "vllm_client" logger
+
+
+def instrument(tracer_provider: Any = None, meter_provider: Any = None, *,
+               capture_content: bool | None = None) -> None:
+    """Emit OpenTelemetry spans and metrics (GenAI semantic conventions) for every request of
+    every client in this process; the global providers when none are given. Needs
+    ``opentelemetry-api`` (``pip install "vllm_client[otel]"``). Message content is recorded only
+    with ``capture_content=True`` (or ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``)."""
+    try:
+        from . import _otel
+    except ImportError as e:
+        raise ImportError('vllm_client.instrument() needs opentelemetry-api: pip install "vllm_client[otel]"') \
+            from e
+    _otel.instrument(tracer_provider, meter_provider, capture_content)
+
+
+def uninstrument() -> None:
+    """Stop emitting OpenTelemetry spans and metrics."""
+    from ._observe import state
+
+    state.otel = None
 
 
 __all__ = [
@@ -232,6 +257,12 @@ __all__ = [
     "ToolLoopError",
     "OutputParseError",
     "ToolSchemaError",
+    # observability
+    "Timing",
+    "RequestInfo",
+    "ResponseInfo",
+    "instrument",
+    "uninstrument",
     # transports (your own: anything with the SyncTransport / AsyncTransport methods)
     "SyncTransport",
     "AsyncTransport",

@@ -42,6 +42,7 @@ from ._endpoints.server import (
     version_flow,
 )
 from ._exceptions import APIConnectionError
+from ._observe import HookCall
 from ._transports import AsyncTransport
 from ._transports.aiohttp import AiohttpTransport
 
@@ -76,8 +77,10 @@ class AsyncVllmClient(ClientCore):
     """The asyncio client; same arguments and methods as ``VllmClient``, awaitable.
 
     Use ``async with AsyncVllmClient(...) as client:`` or ``await client.aclose()``.
-    One client belongs to one event loop.
+    One client belongs to one event loop. Event hooks may be async functions (awaited).
     """
+
+    _sync_hooks = False
 
     def __init__(
         self,
@@ -88,10 +91,12 @@ class AsyncVllmClient(ClientCore):
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
         default_model: str | None = None,
+        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
         transport: AsyncTransport | None = None,
     ) -> None:
         super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model)
+                         default_headers=default_headers, default_model=default_model,
+                         event_hooks=event_hooks)
         self._transport: AsyncTransport = self._use_transport(transport, AiohttpTransport)
         self._closed = False
         self.chat = AsyncChat(self)
@@ -104,7 +109,7 @@ class AsyncVllmClient(ClientCore):
         """Run a flow: send what it asks to send, sleep what it asks to sleep."""
         send = self._transport.asend
         value: Any = None
-        error: APIConnectionError | None = None
+        error: BaseException | None = None
         while True:  # (the sync twin, VllmClient._run, is this loop without awaits)
             try:
                 step = flow.send(value) if error is None else flow.throw(error)
@@ -114,6 +119,12 @@ class AsyncVllmClient(ClientCore):
             value = error = None
             if step.__class__ is float:
                 await asyncio.sleep(step)
+                continue
+            if step.__class__ is HookCall:
+                try:
+                    await step.acall()
+                except Exception as e:  # (thrown into the flow, which closes what it opened)
+                    error = e
                 continue
             try:
                 value = await send(step)  # type: ignore[arg-type]

@@ -293,7 +293,9 @@ async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int =
                     await limiter.wait()
                     started = clock()
                     result = await _one(client, req)
-                    latency: float | None = clock() - started
+                    timing = getattr(result, "timing", None)  # the response's own (from its first attempt)
+                    latency: float | None = timing.total if timing is not None and timing.total is not None \
+                        else clock() - started
                 else:
                     result, latency = req, None
                 if progress is not None:

@@ -213,7 +213,9 @@ def output_line(custom_id: str, result: Any) -> dict[str, Any]:
         return {"id": rid, "custom_id": custom_id, "response": None,
                 "error": {"code": type(result).__name__, "message": " ".join(str(result).split())}}
     return {"id": rid, "custom_id": custom_id,
-            "response": {"status_code": 200, "request_id": rid, "body": getattr(result, "raw", result)},
+            "response": {"status_code": getattr(result, "status_code", None) or 200,
+                         "request_id": getattr(result, "request_id", None) or rid,
+                         "body": getattr(result, "raw", result)},
             "error": None}
 
 
@@ -259,8 +261,9 @@ def _write(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def run_batch_cli(args: argparse.Namespace, err: TextIO = sys.stderr) -> int:
+def run_batch_cli(args: argparse.Namespace, err: TextIO | None = None) -> int:
     """The ``batch`` subcommand."""
+    err = sys.stderr if err is None else err  # (looked up now: a default bound at import goes stale)
     return asyncio.run(_run(args, err))
 
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._printer import Printer
+from ._printer import Printer, stats_line
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -28,6 +28,8 @@ def _chat_builder(client: Any, args: argparse.Namespace, builder: Any) -> Any:
         builder.temperature(args.temperature)
     if args.max_tokens is not None:
         builder.max_tokens(args.max_tokens)
+    if getattr(args, "stats", False) and not getattr(args, "json", False):  # tokens/s needs usage
+        builder.stream_options({"include_usage": True})
     return builder
 
 
@@ -47,6 +49,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             with conv.stream(prompt, builder=_chat_builder(client, args, conv.builder())) as stream:
                 for ev in stream:
                     printer.event(ev)
+            if args.stats:
+                printer.end()
+                sys.stderr.write(f"[{stats_line(stream.timing)}]\n")
             return 0
         return _interactive(client, conv, args)
 
@@ -76,6 +81,9 @@ def _interactive(client: Any, conv: Any, args: argparse.Namespace) -> int:
             stream = conv.stream(text, builder=_chat_builder(client, args, conv.builder()))
             for ev in stream:
                 printer.event(ev)
+            if args.stats:
+                printer.end()
+                err.write(f"[{stats_line(stream.timing)}]\n")
         except KeyboardInterrupt:
             printer.end()
             err.write("(stopped; this turn was not kept)\n")
@@ -232,6 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--temperature", type=float, default=None)
     c.add_argument("--max-tokens", type=int, default=None)
     c.add_argument("--json", action="store_true", help="print the raw final response as JSON")
+    c.add_argument("--stats", action="store_true",
+                   help="print time to first token, tokens/s and total time after each reply (to stderr)")
     c.set_defaults(func=cmd_chat)
 
     m = sub.add_parser("models", parents=[common], help="list the served models")

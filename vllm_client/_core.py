@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
+from time import perf_counter
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -37,6 +38,19 @@ from ._exceptions import (
     load_json_object,
     route_missing,
 )
+from ._observe import (
+    HookCall,
+    ResponseInfo,
+    Timing,
+    attach,
+    check_hooks,
+    debug_enabled,
+    log_attempt,
+    log_replica_down,
+    log_retry,
+    request_info,
+    state,
+)
 from ._replicas import Replica, ReplicaSet
 from ._retry import decide, resend_at_once
 from ._transports.base import PreparedRequest, Response
@@ -44,7 +58,7 @@ from ._urls import redact_url, server_root
 from ._validate import check_finite, integer
 
 T = TypeVar("T")
-Flow = Generator["PreparedRequest | float", Any, T]
+Flow = Generator["PreparedRequest | float | HookCall", Any, T]
 
 
 class _Sendable(Protocol):
@@ -71,6 +85,7 @@ class ClientCore:
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
         default_model: str | None = None,
+        event_hooks: Mapping[str, Sequence[Callable[[Any], Any]]] | None = None,
     ) -> None:
         if isinstance(base_url, (list, tuple)):
             given = [resolve_base_url(u) for u in base_url]
@@ -98,6 +113,10 @@ class ClientCore:
         self.default_model = default_model
         self._resolved_model: str | None = None
         self._model_lock = threading.Lock()
+        self._event_hooks = event_hooks
+        self._request_hooks, self._response_hooks = check_hooks(event_hooks, sync=self._sync_hooks)
+
+    _sync_hooks = True  # hooks must be plain functions (AsyncVllmClient: async ones allowed)
 
     # -- configuration -------------------------------------------------------
 
@@ -118,6 +137,7 @@ class ClientCore:
             "max_retries": self.max_retries if max_retries is _UNSET else max_retries,
             "default_headers": headers,
             "default_model": self.default_model,
+            "event_hooks": self._event_hooks,
         }
 
     def _use_transport(self, transport: Any, default: Callable[[], Any]) -> Any:
@@ -189,17 +209,25 @@ class ClientCore:
 
         Connection errors and 408/409/429/5xx are retried (honouring Retry-After);
         other 4xx never are. A request lost on a stale pooled connection is resent once
-        at once, outside ``max_retries`` (``resend_at_once``).
+        at once, outside ``max_retries`` (``resend_at_once``). Each attempt is timed,
+        logged (DEBUG) and shown to the event hooks; each retry is logged (INFO) and noted on the
+        OpenTelemetry span.
         """
         attempt = 0
         resent = False
         replicas = self._replicas
         replica: Replica | None = None
+        request_hooks, response_hooks = self._request_hooks, self._response_hooks
+        start = perf_counter()
         while True:
             if replicas is not None:
                 yield from self._probe_flow(replicas)
                 replica = replicas.pick(avoid=replica)
                 request.url = (replica.root if request.root else replica.base_url) + request.path
+            info = request_info(request, attempt) if request_hooks or response_hooks else None
+            if request_hooks:
+                yield HookCall(request_hooks, info)  # type: ignore[arg-type]  # (info is set)
+            sent = perf_counter() if attempt else start
             try:
                 response: Response = yield request
             except APIConnectionError as e:
@@ -208,20 +236,37 @@ class ClientCore:
                     if replica is not None and replicas is not None:
                         replicas.release(replica)
                     continue
+                log_attempt(request, attempt, None, perf_counter() - sent, None, e)
                 delay = decide(attempt, self.max_retries, error=e)
                 if replica is not None and replicas is not None:
                     replicas.release(replica)
                     replicas.mark_down(replica)
+                    log_replica_down(replica.base_url, e)
                     if delay is not None and any(r.down_until is None for r in replicas.replicas):
                         delay = 0.0  # fail over to another replica at once
                 if delay is None:
                     raise
+                reason = f"{type(e).__name__}: {e}"
             else:
+                now = perf_counter()
+                stream = request.stream and response.status < 400
+                timing = response.timing = Timing(start, response.received_at or now, None if stream else now,
+                                                  attempt)
                 if replica is not None and replicas is not None:
-                    if request.stream and response.status < 400:
+                    if stream:
                         _release_on_close(response, replicas, replica)  # a stream stays on its replica
                     else:
                         replicas.release(replica)
+                if debug_enabled():
+                    log_attempt(request, attempt, response.status, now - sent, None if stream else response.body)
+                if response_hooks:
+                    try:
+                        yield HookCall(response_hooks, ResponseInfo(info, response.status,  # type: ignore[arg-type]
+                                                                    response.headers, now - sent, timing))
+                    except BaseException:
+                        if stream:
+                            _close_quietly(response)
+                        raise
                 if response.status < 400:
                     return response
                 delay = decide(attempt, self.max_retries, status=response.status, headers=response.headers)
@@ -230,6 +275,11 @@ class ClientCore:
                         response.status, response.headers, response.body,
                         url=request.url, method=request.method,  # (the error redacts it)
                     )
+                reason = f"status {response.status}"
+            log_retry(request, attempt, reason, delay)
+            trace = request.trace
+            if trace is not None:
+                trace.retry(attempt, reason, delay)
             yield delay
             attempt += 1
 
@@ -252,7 +302,9 @@ class ClientCore:
         """Send, then parse the JSON object body with ``parse``."""
         response = yield from self.send_flow(request)
         obj = load_json_object(response.body, what=what, url=request.url, status=response.status)
-        return parse(obj)
+        result = parse(obj)
+        attach(result, response)
+        return result
 
     def model_flow(self, body: dict[str, Any]) -> Flow[None]:
         """Fill in ``body["model"]`` when the builder set none: the client's default_model,
@@ -286,8 +338,12 @@ class ClientCore:
         if "model" not in body:  # (checked here too: saves a generator per request)
             yield from self.model_flow(body)
         req = self.prepare("POST", path, body, headers=headers, timeout=timeout, root=root)
+        otel = state.otel
         try:
-            return (yield from self.json_flow(req, parse, what))
+            if otel is None:
+                return (yield from self.json_flow(req, parse, what))
+            result: T = yield from otel.traced_flow(self, req, body, self.json_flow(req, parse, what))
+            return result
         except APIStatusError as e:
             if route_hint:
                 route_missing(e, route_hint)
@@ -306,8 +362,24 @@ class ClientCore:
         yield from self.model_flow(body)
         req = self.prepare("POST", builder._path, body, stream=True, headers=headers, timeout=timeout,
                            root=builder._root)
-        response = yield from self.send_flow(req)
+        otel = state.otel
+        if otel is None:
+            response = yield from self.send_flow(req)
+        else:
+            response = yield from otel.traced_flow(self, req, body, self.send_flow(req), stream=True)
         return response, redact_url(req.url)
+
+
+def _close_quietly(response: Response) -> None:
+    """Release an open stream's connection (its close may be a coroutine: closed unawaited is
+    not possible, so an async close is dropped and the connection is closed when collected)."""
+    try:
+        r = response.close()
+        close = getattr(r, "close", None)
+        if close is not None:
+            close()
+    except Exception:
+        pass
 
 
 def _release_on_close(response: Response, replicas: ReplicaSet, replica: Replica) -> None:

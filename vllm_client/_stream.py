@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+from time import perf_counter
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -25,6 +26,7 @@ from ._exceptions import (
     StreamTimeoutError,
     parse_error_object,
 )
+from ._observe import Timing, attach, header
 from ._sse import SSEDecoder, SSEEvent
 from ._transports.base import Response
 from ._types import (
@@ -124,13 +126,26 @@ class StreamAccumulator(Generic[R]):
         self._final: Any = None  # the response, once the stream has finished
         self._output = output
         self._partials: dict[int, Any] | None = {} if output is not None and output.kind == "json" else None
+        # Timings: when each token-bearing event (content, reasoning, refusal, tool call delta)
+        # was read; _others counts the events that carry no tokens (server events, completed
+        # tool calls), emitted off the hot path.
+        self.marks: list[float] = []
+        self._others = 0
 
     # -- feeding -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> list[StreamEvent]:
-        """Decode a piece of the body (any split) into events."""
+    def feed(self, data: bytes, now: float | None = None) -> list[StreamEvent]:
+        """Decode a piece of the body (any split) into events; ``now``: when it was read
+        (``time.perf_counter()``), noted for the timings when it carried tokens."""
         out: list[StreamEvent] = []
+        others = self._others
         self._on_items(self._sse.feed_data(data), out)
+        if out and now is not None:
+            n = len(out) - self._others + others
+            if n == 1:
+                self.marks.append(now)
+            elif n:
+                self.marks.extend([now] * n)
         if self._partials is not None and out:
             return self._with_partials(out)
         return out
@@ -208,6 +223,7 @@ class StreamAccumulator(Generic[R]):
             self._raise_server_error(parsed if isinstance(parsed, dict) else {"error": {"message": str(parsed)}})
         se = ServerEvent(name, parsed)
         self.server_events.append(se)
+        self._others += 1
         out.append(se)
 
     def _not_json(self, data: bytes) -> StreamError:
@@ -272,7 +288,9 @@ class StreamAccumulator(Generic[R]):
                         st.stop_reason = sr
                     if st.tools and not st.done_tools:
                         st.done_tools = True
-                        out.extend(ToolCallComplete(idx, tc) for tc in st.tool_calls())
+                        calls = st.tool_calls()
+                        self._others += len(calls)
+                        out.extend(ToolCallComplete(idx, tc) for tc in calls)
         else:
             if obj.get("object") == "error":
                 self._raise_server_error(obj)  # vLLM's flat error object
@@ -499,7 +517,8 @@ def _preview(data: bytes) -> str:
 
 
 class _StreamBase(Generic[R]):
-    """What ChatStream and AsyncChatStream share."""
+    """What ChatStream and AsyncChatStream share: the response's metadata and timings, and
+    what happens when the stream ends (finished, broken or closed)."""
 
     def __init__(self, response: Response, accumulator: StreamAccumulator[R]) -> None:
         self.response_headers = response.headers
@@ -510,6 +529,23 @@ class _StreamBase(Generic[R]):
         # Called with the final response once the stream finished well, before the
         # closing events are yielded (a conversation commits its turn here).
         self.on_complete: Callable[[R], None] | None = None
+        timing = response.timing
+        if timing is None:  # a stream made from a Response by hand (not by a client)
+            now = perf_counter()
+            timing = response.timing = Timing(now, response.received_at or now)
+        timing._marks = accumulator.marks
+        self.timing: Timing = timing
+        self._span: Any = timing._span
+
+    @property
+    def headers(self) -> Any:
+        """The response headers (``response_headers``)."""
+        return self.response_headers
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ``x-request-id`` header, when it sent one."""
+        return header(self.response_headers, "x-request-id")
 
     @property
     def server_events(self) -> list[ServerEvent]:
@@ -519,6 +555,26 @@ class _StreamBase(Generic[R]):
     def partial(self) -> R:
         """What has been accumulated so far."""
         return self._acc.response()
+
+    def _finished(self) -> None:
+        """The stream ended well: stamp the end, give the final response its metadata."""
+        acc = self._acc
+        timing = self.timing
+        timing._end = perf_counter()
+        attach(acc.response(), self._response)
+        if timing._usage is None:
+            timing._usage = acc._usage
+        self._ended(None)
+
+    def _ended(self, error: BaseException | None) -> None:
+        """The stream ended (finished, broke with ``error``, or closed): stamp it, end the span."""
+        timing = self.timing
+        if timing._end is None:
+            timing._end = perf_counter()
+        span = self._span
+        if span is not None:
+            self._span = None
+            span.end_stream(self._acc, error)
 
 
 class ChatStream(_StreamBase[R]):
@@ -535,18 +591,23 @@ class ChatStream(_StreamBase[R]):
 
     def _events(self) -> Generator[StreamEvent, None, None]:
         acc = self._acc
+        clock = perf_counter
         try:
             try:
                 for piece in self._response.iter_bytes():
-                    events = acc.feed(piece)
+                    events = acc.feed(piece, clock())
                     if events:
                         yield from events
             except APIConnectionError as e:
                 raise acc.connection_error(e) from e
             closing = acc.finish()
+            self._finished()
             if self.on_complete is not None:
                 self.on_complete(acc.response())
             yield from closing
+        except BaseException as e:
+            self._ended(e)
+            raise
         finally:
             self.close()
 
@@ -574,6 +635,7 @@ class ChatStream(_StreamBase[R]):
         """Stop reading and release the connection."""
         if not self._closed:
             self._closed = True
+            self._ended(None)
             self._response.close()
 
     def __enter__(self) -> ChatStream[R]:
@@ -593,19 +655,24 @@ class AsyncChatStream(_StreamBase[R]):
 
     async def _events(self) -> AsyncGenerator[StreamEvent, None]:
         acc = self._acc
+        clock = perf_counter
         try:
             try:
                 async for piece in self._response.aiter_bytes():
-                    events = acc.feed(piece)
+                    events = acc.feed(piece, clock())
                     for ev in events:
                         yield ev
             except APIConnectionError as e:
                 raise acc.connection_error(e) from e
             closing = acc.finish()
+            self._finished()
             if self.on_complete is not None:
                 self.on_complete(acc.response())
             for ev in closing:
                 yield ev
+        except BaseException as e:
+            self._ended(e)
+            raise
         finally:
             await self.close()
 
@@ -633,6 +700,7 @@ class AsyncChatStream(_StreamBase[R]):
         """Stop reading and release the connection."""
         if not self._closed:
             self._closed = True
+            self._ended(None)
             r = self._response.close()
             if inspect.isawaitable(r):
                 await r

@@ -41,6 +41,7 @@ from ._endpoints.server import (
     version_flow,
 )
 from ._exceptions import APIConnectionError
+from ._observe import HookCall
 from ._transports import RequestsTransport, SyncTransport
 
 __all__ = ["VllmClient"]
@@ -110,10 +111,12 @@ class VllmClient(ClientCore):
         max_retries: int = 2,
         default_headers: Mapping[str, str] | None = None,
         default_model: str | None = None,
+        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
         transport: SyncTransport | None = None,
     ) -> None:
         super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model)
+                         default_headers=default_headers, default_model=default_model,
+                         event_hooks=event_hooks)
         self._transport: SyncTransport = self._use_transport(transport, RequestsTransport)
         self._closed = False
         self.chat = Chat(self)
@@ -128,7 +131,7 @@ class VllmClient(ClientCore):
         """Run a flow: send what it asks to send, sleep what it asks to sleep."""
         send = self._transport.send
         value: Any = None
-        error: APIConnectionError | None = None
+        error: BaseException | None = None
         while True:  # (the async twin, AsyncVllmClient._run, is this loop with awaits)
             try:
                 step = flow.send(value) if error is None else flow.throw(error)
@@ -138,6 +141,12 @@ class VllmClient(ClientCore):
             value = error = None
             if step.__class__ is float:
                 time.sleep(step)
+                continue
+            if step.__class__ is HookCall:
+                try:
+                    step.call()
+                except Exception as e:  # (thrown into the flow, which closes what it opened)
+                    error = e
                 continue
             try:
                 value = send(step)  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import orjson
 
 from ._exceptions import ResponseDecodeError
+from ._observe import _Meta
 
 __all__ = [
     "Usage",
@@ -177,11 +178,12 @@ def _nonempty_str(v: Any) -> str | None:
 _C = TypeVar("_C", bound="_Completion")
 
 
-class _Completion:
+class _Completion(_Meta):
     """What chat and legacy completions share: ``raw`` is kept as received, and the typed
     fields are read from it when first asked for (``choices`` and ``usage`` are parsed once,
     then kept), so a caller that reads only ``.content`` pays for nothing else.
-    ``choices`` is checked to be a list up front: a malformed body fails in ``send()``."""
+    ``choices`` is checked to be a list up front: a malformed body fails in ``send()``.
+    ``timing``, ``headers``, ``status_code`` and ``request_id`` come from the HTTP answer."""
 
     __slots__ = ("raw", "_choices", "_usage")
     _what: ClassVar[str]

@@ -15,6 +15,7 @@ import orjson
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, load_json_object
+from .._observe import _Meta, attach
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
 from .._types import Usage, _dict, _list, _str
 from .._urls import redact_url
@@ -31,7 +32,7 @@ AB = TypeVar("AB", bound="TranscriptionBody")
 
 
 @dataclass(slots=True)
-class TranscriptionResponse:
+class TranscriptionResponse(_Meta):
     """A transcription (or translation): ``text``; with ``response_format("verbose_json")`` also
     ``language``, ``duration`` and ``segments``; ``raw`` as received (``{"text": ...}`` for the
     plain-text formats text / srt / vtt)."""
@@ -173,9 +174,12 @@ class TranscriptionBody(_Builder):
     def _parse_answer(self, response: Response, url: str) -> TranscriptionResponse:
         if self._body.get("response_format") in ("text", "srt", "vtt"):
             text = response.body.decode("utf-8", "replace")
-            return TranscriptionResponse(text=text, raw={"text": text})
-        return TranscriptionResponse.from_dict(load_json_object(response.body, what=self._what, url=url,
-                                                                status=response.status))
+            result = TranscriptionResponse(text=text, raw={"text": text})
+        else:
+            result = TranscriptionResponse.from_dict(load_json_object(response.body, what=self._what, url=url,
+                                                                      status=response.status))
+        attach(result, response)
+        return result
 
     def _accumulator(self, url: str) -> StreamAccumulator[TranscriptionResponse]:
         return StreamAccumulator(chat=True, url=url, parse=TranscriptionResponse.from_stream)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._exceptions import ResponseDecodeError
+from .._observe import _Meta
 from .._types import Usage, _int, _str
 from .base import AsyncSender, Sender
 from .common import _PoolingInput
@@ -25,7 +26,7 @@ class Classification:
 
 
 @dataclass(slots=True)
-class ClassifyResponse:
+class ClassifyResponse(_Meta):
     """One ``Classification`` per input, in input order."""
 
     raw: dict[str, Any] = field(repr=False)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
+from .._observe import _Meta
 from .._types import _str
 from .base import AsyncSender, B, Sender, _Builder
 from .common import _choice, _CommonFields
@@ -19,7 +20,7 @@ _TYPES = ("float", "binary", "ubinary", "base64")
 
 
 @dataclass(slots=True)
-class CohereEmbedResponse:
+class CohereEmbedResponse(_Meta):
     """``embeddings`` maps each requested type ("float", "base64", "binary", "ubinary") to one
     vector per input, as sent; ``vectors`` are the float vectors (base64 ones decoded)."""
 

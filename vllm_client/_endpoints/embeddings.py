@@ -14,6 +14,7 @@ from typing import Any, Union
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
+from .._observe import _Meta
 from .._types import Usage, _int, _str
 from .base import AsyncSender, B, Sender, _Builder
 from .common import _choice, _PoolingInput
@@ -90,7 +91,7 @@ def _vector(value: Any, dtype: str, big_endian: bool) -> Vector:
 
 
 @dataclass(slots=True)
-class EmbeddingResponse:
+class EmbeddingResponse(_Meta):
     """Embeddings in input order. JSON answers give lists of floats; base64 answers are
     decoded (``embed_dtype``, ``endianness`` as requested) into ``array('f')`` vectors:
     sequences of float32 that index, iterate and ``len()`` like lists, use 4 bytes a value

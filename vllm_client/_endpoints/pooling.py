@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
+from .._observe import _Meta
 from .._types import Usage, _int, _str
 from .base import AsyncSender, B, Sender
 from .common import _choice, _PoolingInput
@@ -28,7 +29,7 @@ class PoolingData:
 
 
 @dataclass(slots=True)
-class PoolingResponse:
+class PoolingResponse(_Meta):
     """One ``PoolingData`` per input, in input order."""
 
     raw: dict[str, Any] = field(repr=False)

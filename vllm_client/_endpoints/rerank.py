@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
+from .._observe import _Meta
 from .._types import Usage, _int, _str
 from .base import AsyncSender, B, Sender
 from .score import ScoreInput, _item, _items, _ScoreFields
@@ -32,7 +33,7 @@ class RerankResult:
 
 
 @dataclass(slots=True)
-class RerankResponse:
+class RerankResponse(_Meta):
     """Documents best first (the server's order), at most ``top_n`` of them."""
 
     raw: dict[str, Any] = field(repr=False)

@@ -16,6 +16,7 @@ import orjson
 from .. import _validate as v
 from .._conversation import PreparedCall, ToolLoop
 from .._exceptions import InvalidRequestError, ResponseDecodeError
+from .._observe import _Meta
 from .._sse import SSEEvent
 from .._stream import StreamAccumulator
 from .._types import (
@@ -146,7 +147,7 @@ def _usage(d: Any) -> Usage | None:
                  _int(_dict(d.get("input_tokens_details")).get("cached_tokens")), d)
 
 
-class ResponsesResponse:
+class ResponsesResponse(_Meta):
     """A response of the Responses API. ``raw`` is the JSON object as received; the typed
     fields are read from it. ``parsed`` is the ``text_format(T)`` instance (None without a type)."""
 
@@ -391,6 +392,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
                 self._args[idx] = [final]
         se = ServerEvent(name, obj)
         self.server_events.append(se)
+        self._others += 1  # (no tokens: not a mark for the timings)
         out.append(se)
 
     def _tool_index(self, idx: int) -> int:
@@ -405,6 +407,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
         self._finished_tools.add(idx)
         call = _output_item(self._item(idx))
         if isinstance(call, ResponseFunctionCall):
+            self._others += 1
             out.append(ToolCallComplete(0, call.tool_call()))
 
     def _item(self, idx: int) -> dict[str, Any]:

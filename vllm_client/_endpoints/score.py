@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
+from .._observe import _Meta
 from .._types import Usage, _int, _str
 from .base import AsyncSender, B, Sender
 from .common import _ChatTemplateFields, _PoolingFields
@@ -73,7 +74,7 @@ class ScoreData:
 
 
 @dataclass(slots=True)
-class ScoreResponse:
+class ScoreResponse(_Meta):
     """Scores in input order: ``scores[i]`` is pair i's (query i, or the one query, with document i)."""
 
     raw: dict[str, Any] = field(repr=False)

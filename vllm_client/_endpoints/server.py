@@ -19,6 +19,7 @@ from .._exceptions import (
     ResponseDecodeError,
     route_missing,
 )
+from .._observe import _Meta
 from .._types import _dict, _int, _str
 from .._validate import string
 
@@ -58,7 +59,7 @@ class Model:
 
 
 @dataclass(slots=True)
-class TokenizeResult:
+class TokenizeResult(_Meta):
     """The answer of vLLM's ``/tokenize``."""
 
     tokens: list[int]

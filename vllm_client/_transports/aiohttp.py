@@ -10,6 +10,7 @@ import math
 import weakref
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
+from time import perf_counter
 from types import TracebackType
 from typing import Any
 
@@ -200,6 +201,7 @@ class AiohttpTransport:
                     and not isinstance(cause, self._aiohttp.ClientConnectorError)):
                 e.stale_connection = True  # a pooled connection the server had closed: resent once
             raise
+        received = perf_counter()
         headers = resp.headers
         if request.stream and resp.status < 400:
             def close() -> None:
@@ -208,7 +210,8 @@ class AiohttpTransport:
                 else:
                     resp.close()
 
-            return Response(resp.status, headers, url=url, achunks=self._iter(resp, url, wait), close=close)
+            return Response(resp.status, headers, url=url, achunks=self._iter(resp, url, wait), close=close,
+                            received_at=received)
         # The read timeout is the longest gap between two pieces of the body, as for a stream
         # (and the sync transport): a body trickled slowly, but never silent that long, is read.
         content = resp.content
@@ -223,7 +226,8 @@ class AiohttpTransport:
                     pieces.append(piece)
         finally:
             resp.release()
-        return Response(resp.status, headers, pieces[0] if len(pieces) == 1 else b"".join(pieces), url=url)
+        return Response(resp.status, headers, pieces[0] if len(pieces) == 1 else b"".join(pieces), url=url,
+                        received_at=received)
 
     async def _iter(self, resp: Any, url: str, wait: _ReadWait) -> AsyncIterator[bytes]:
         # Whatever has arrived, but at most 64 KiB at a time: when the client falls behind,

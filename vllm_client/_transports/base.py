@@ -34,6 +34,7 @@ class PreparedRequest:
     stream: bool = False
     path: str = ""  # the API path (``/chat/completions``), to re-aim the request at another replica
     root: bool = False  # the path is at the server root (``/health``), not under the base URL
+    trace: Any = None  # the OpenTelemetry span recorder of this request (when instrumented)
 
     def __repr__(self) -> str:  # never show headers: they hold the API key
         return f"PreparedRequest({self.method} {redact_url(self.url)}, {len(self.body or b'')} bytes, stream={self.stream})"
@@ -46,9 +47,13 @@ class PreparedRequest:
 
 
 class Response:
-    """An HTTP answer. ``body`` is complete unless this is an open stream."""
+    """An HTTP answer. ``body`` is complete unless this is an open stream.
 
-    __slots__ = ("status", "headers", "body", "url", "_chunks", "_achunks", "_close")
+    ``received_at``: ``time.perf_counter()`` when the headers arrived, for timings (a
+    transport that does not set it gets the time it returned instead).
+    """
+
+    __slots__ = ("status", "headers", "body", "url", "received_at", "timing", "_chunks", "_achunks", "_close")
 
     def __init__(
         self,
@@ -60,11 +65,15 @@ class Response:
         chunks: Iterator[bytes] | None = None,
         achunks: AsyncIterator[bytes] | None = None,
         close: Callable[[], Any] | None = None,
+        received_at: float | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.url = url
+        # ``time.perf_counter()`` when the headers arrived (the transport stamps it; None: unknown)
+        self.received_at = received_at
+        self.timing: Any = None  # the request's Timing, set by the client
         self._chunks = chunks
         self._achunks = achunks
         self._close = close

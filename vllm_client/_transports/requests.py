@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from time import perf_counter
 from typing import Any
 
 from .._exceptions import APIConnectionError, APITimeoutError
@@ -103,17 +104,18 @@ class RequestsTransport:
             if _local.reused and not isinstance(e, APITimeoutError) and _closed_unanswered(e.__context__):
                 e.stale_connection = True  # a pooled connection the server had closed: resent once
             raise
+        received = perf_counter()
         headers = r.headers
         if request.stream and r.status_code < 400:
             return Response(
                 r.status_code, headers, url=request.url,
-                chunks=self._iter(r, request.url, deadline), close=r.close,
+                chunks=self._iter(r, request.url, deadline), close=r.close, received_at=received,
             )
         try:
             body = b"".join(self._iter(r, request.url, deadline))
         finally:
             r.close()
-        return Response(r.status_code, headers, body, url=request.url)
+        return Response(r.status_code, headers, body, url=request.url, received_at=received)
 
     def _iter(self, r: Any, url: str, deadline: float | None) -> Iterator[bytes]:
         raw = r.raw

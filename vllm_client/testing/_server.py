@@ -307,13 +307,17 @@ class FakeVllmServer(SurfaceRoutes):
     errors as ``{"error": {"message", "type", "param", "code": <status>}}``, unknown routes
     as ``{"detail": "Not Found"}``. Text is streamed as token-like pieces (words with their
     leading whitespace, at most 8 characters); token counts use the same pieces, and so do
-    ``/tokenize`` and ``/detokenize``.
+    ``/tokenize`` and ``/detokenize``. ``request_id_headers=True`` answers with an
+    ``x-request-id`` header (the request's ``X-Request-Id``, else a new id), as vLLM does
+    with ``--enable-request-id-headers``.
     """
 
     def __init__(self, model: str = "fake-model", *, host: str = "127.0.0.1", port: int = 0,
                  max_model_len: int = 4096, root: str | None = None, embedding_dim: int = 128,
-                 labels: Iterable[str] | None = None) -> None:
+                 labels: Iterable[str] | None = None,
+                 request_id_headers: bool = False) -> None:
         self.model = model
+        self.request_id_headers = request_id_headers
         self.max_model_len = max_model_len
         self.root = root if root is not None else model
         self.embedding_dim = embedding_dim
@@ -529,6 +533,8 @@ class FakeVllmServer(SurfaceRoutes):
             answer = _Answer(500, w.error_body(500, f"FakeVllmServer internal error: {e!r}"))
         if method == "HEAD":
             answer.body, answer.events = b"", None
+        if self.request_id_headers and not answer.exact:
+            answer.headers.append(("x-request-id", headers.get("x-request-id") or w.new_id("req", None)[4:]))
         h.send_answer(answer, plan)
         return None
 

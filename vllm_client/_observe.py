@@ -1,0 +1,402 @@
+"""Observability shared by both clients: per-request timings, event hooks, logging.
+
+Everything here is decided once: ``send_flow`` (``_core``) stamps the attempts and asks
+this module what to log and which hooks to call; it yields a ``HookCall`` that the
+driver runs (``call()`` on the sync client, ``await acall()`` on the async one). The
+transports stamp when the headers arrived (``Response.received_at``), the stream loops
+pass the time of each read to ``StreamAccumulator.feed``; ``Timing`` turns those
+stamps into figures only when they are read, so the request and stream paths only
+store floats.
+
+OpenTelemetry lives in ``_otel`` (imported by ``vllm_client.instrument()`` only); the
+flows look at ``state.otel`` (None unless instrumented).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from time import perf_counter
+from typing import Any
+
+from ._exceptions import InvalidRequestError
+from ._urls import redact_url
+
+__all__ = ["Timing", "RequestInfo", "ResponseInfo", "HookCall", "get_logger", "check_hooks"]
+
+_DEBUG = 10  # logging.DEBUG
+_INFO = 20  # logging.INFO
+_logger: Any = None
+
+
+def get_logger() -> Any:
+    """The ``vllm_client`` logger, with a ``NullHandler`` (``logging`` is imported on first use,
+    not by ``import vllm_client``: it costs a few milliseconds)."""
+    global _logger
+    if _logger is None:
+        import logging
+
+        log = logging.getLogger("vllm_client")
+        if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+            log.addHandler(logging.NullHandler())
+        _logger = log
+    return _logger
+
+
+def debug_enabled() -> bool:
+    """Whether DEBUG records of the ``vllm_client`` logger go anywhere."""
+    return bool(get_logger().isEnabledFor(_DEBUG))
+BODY_PREVIEW = 2000  # characters of a body logged with VLLM_CLIENT_LOG_BODIES=1
+# Headers a hook never sees (credentials).
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
+
+
+class _State:
+    """Process-wide switches: the OpenTelemetry instrumentation (None: off)."""
+
+    __slots__ = ("otel",)
+
+    def __init__(self) -> None:
+        self.otel: Any = None
+
+
+state = _State()
+
+
+# -- timings ---------------------------------------------------------------------------------
+
+
+def _completion_tokens(usage: Any) -> int | None:
+    if usage.__class__ is dict:
+        n = usage.get("completion_tokens")
+        if n is None:
+            n = usage.get("output_tokens")  # the Responses API
+    else:
+        n = getattr(usage, "completion_tokens", None)
+    return n if n.__class__ is int else None
+
+
+class Timing:
+    """How long a request took, in seconds from the start of its first attempt
+    (``time.perf_counter``); None where not known.
+
+    - ``time_to_first_byte``: until the answer's headers arrived (of the attempt that answered);
+    - ``time_to_first_token`` (streams): until the first content, reasoning, refusal or tool
+      call text arrived;
+    - ``total``: until the whole body was read (a stream: until it ended, broke or was closed);
+    - ``inter_token_latencies`` (streams): the gaps between token-bearing events (0.0 for
+      events that came in the same read);
+    - ``time_per_output_token`` (streams, with usage): ``(total - time_to_first_token) /
+      (completion_tokens - 1)``, as ``vllm bench serve`` counts it;
+    - ``output_tokens_per_second`` (with usage): ``completion_tokens / total``;
+    - ``retries``: attempts beyond the first; ``queued``: time waiting for a pooled
+      connection where the HTTP library shows it (None otherwise).
+
+    Token rates come only from the usage the server reported, never from chunk counts.
+    """
+
+    __slots__ = ("_start", "_first_byte", "_end", "retries", "queued", "_marks", "_usage", "_span")
+
+    def __init__(self, start: float, first_byte: float | None = None, end: float | None = None,
+                 retries: int = 0) -> None:
+        self._start = start
+        self._first_byte = first_byte
+        self._end = end
+        self.retries = retries
+        self.queued: float | None = None
+        self._marks: list[float] | None = None  # streams: when each token-bearing event was read
+        self._usage: Any = None  # the usage dict (or Usage) the server reported
+        self._span: Any = None  # the OpenTelemetry span recorder, when instrumented
+
+    def _since(self, t: float | None) -> float | None:
+        return None if t is None else t - self._start
+
+    @property
+    def time_to_first_byte(self) -> float | None:
+        """Seconds until the response headers arrived."""
+        return self._since(self._first_byte)
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        """Seconds until the first token-bearing event of a stream (None when not streamed)."""
+        marks = self._marks
+        return self._since(marks[0]) if marks else None
+
+    @property
+    def total(self) -> float | None:
+        """Seconds until the body was complete (a stream: until it ended or was closed)."""
+        return self._since(self._end)
+
+    @property
+    def inter_token_latencies(self) -> list[float]:
+        """Gaps between consecutive token-bearing stream events, in seconds ([] when not streamed)."""
+        marks = self._marks
+        if not marks:
+            return []
+        return [b - a for a, b in zip(marks, marks[1:])]  # noqa: B905 (one shorter on purpose)
+
+    @property
+    def output_tokens(self) -> int | None:
+        """``usage.completion_tokens`` as reported (None without usage)."""
+        return _completion_tokens(self._usage) if self._usage is not None else None
+
+    @property
+    def time_per_output_token(self) -> float | None:
+        """Streams with usage: seconds per output token after the first."""
+        n = self.output_tokens
+        ttft, total = self.time_to_first_token, self.total
+        if n is None or n < 2 or ttft is None or total is None:
+            return None
+        return (total - ttft) / (n - 1)
+
+    @property
+    def output_tokens_per_second(self) -> float | None:
+        """With usage: completion tokens over the total time."""
+        n = self.output_tokens
+        total = self.total
+        if n is None or total is None or total <= 0:
+            return None
+        return n / total
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as a dict (for logs and JSON)."""
+        return {
+            "time_to_first_byte": self.time_to_first_byte, "time_to_first_token": self.time_to_first_token,
+            "total": self.total, "time_per_output_token": self.time_per_output_token,
+            "output_tokens_per_second": self.output_tokens_per_second, "retries": self.retries,
+            "queued": self.queued,
+        }
+
+    def __repr__(self) -> str:
+        def f(v: float | None) -> str:
+            return "None" if v is None else f"{v:.4f}"
+
+        return (f"Timing(time_to_first_byte={f(self.time_to_first_byte)}, "
+                f"time_to_first_token={f(self.time_to_first_token)}, total={f(self.total)}, "
+                f"output_tokens_per_second={f(self.output_tokens_per_second)}, retries={self.retries})")
+
+
+class _Meta:
+    """What every response carries besides its body: ``timing``, ``headers``, ``status_code``,
+    ``request_id``. Set by the client when it made the response (None / {} otherwise)."""
+
+    __slots__ = ("_timing", "_headers", "_status")
+    _timing: Timing
+    _headers: Mapping[str, str]
+    _status: int
+
+    @property
+    def timing(self) -> Timing | None:
+        """How long the request took (``Timing``)."""
+        try:
+            return self._timing
+        except AttributeError:
+            return None
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The response headers (look-ups ignore case with the built-in transports)."""
+        try:
+            return self._headers
+        except AttributeError:
+            return {}
+
+    @property
+    def status_code(self) -> int | None:
+        """The HTTP status."""
+        try:
+            return self._status
+        except AttributeError:
+            return None
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's ``x-request-id`` header (vLLM with ``--enable-request-id-headers``)."""
+        return header(self.headers, "x-request-id")
+
+
+def header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header's value, looked up ignoring case (``name`` in lower case)."""
+    if not headers:
+        return None
+    v = headers.get(name)
+    if v is not None:
+        return v
+    for k, val in headers.items():
+        if k.lower() == name:
+            return val
+    return None
+
+
+def attach(result: Any, response: Any) -> None:
+    """Give a parsed response its timing, headers and status (and the timing its usage)."""
+    if isinstance(result, _Meta):
+        timing = response.timing
+        result._timing = timing
+        result._headers = response.headers
+        result._status = response.status
+        raw = getattr(result, "raw", None)
+        if timing is not None and raw.__class__ is dict:
+            timing._usage = raw.get("usage")
+
+
+# -- event hooks -----------------------------------------------------------------------------
+
+
+class RequestInfo:
+    """What a ``"request"`` hook sees of one attempt: ``method``, ``url`` (without
+    credentials), ``headers`` (without Authorization or API-key headers), ``body`` (JSON bytes)."""
+
+    __slots__ = ("method", "url", "headers", "body", "attempt")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes | None, attempt: int) -> None:
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.attempt = attempt  # 0 for the first try, 1 for the first retry, ...
+
+    def __repr__(self) -> str:
+        return f"RequestInfo({self.method} {self.url}, attempt={self.attempt})"
+
+
+class ResponseInfo:
+    """What a ``"response"`` hook sees: the ``request`` (a ``RequestInfo``), ``status_code``,
+    ``headers``, ``elapsed`` (seconds this attempt took until the headers, or the whole body
+    when not streamed) and ``timing`` (the request's ``Timing`` so far)."""
+
+    __slots__ = ("request", "status_code", "headers", "elapsed", "timing")
+
+    def __init__(self, request: RequestInfo, status_code: int, headers: Mapping[str, str], elapsed: float,
+                 timing: Timing) -> None:
+        self.request = request
+        self.status_code = status_code
+        self.headers = headers
+        self.elapsed = elapsed
+        self.timing = timing
+
+    def __repr__(self) -> str:
+        return f"ResponseInfo({self.status_code}, {self.request.method} {self.request.url}, {self.elapsed:.4f} s)"
+
+
+def request_info(request: Any, attempt: int) -> RequestInfo:
+    """The hook's view of a request: credentials removed."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _SECRET_HEADERS}
+    return RequestInfo(request.method, redact_url(request.url), headers, request.body, attempt)
+
+
+class HookCall:
+    """A step of a flow: call these hooks with this info (the driver runs it)."""
+
+    __slots__ = ("hooks", "info")
+
+    def __init__(self, hooks: Sequence[Callable[[Any], Any]], info: RequestInfo | ResponseInfo) -> None:
+        self.hooks = hooks
+        self.info = info
+
+    def call(self) -> None:
+        """Run the hooks (sync client)."""
+        for fn in self.hooks:
+            fn(self.info)
+
+    async def acall(self) -> None:
+        """Run the hooks (async client): an async hook is awaited, a plain function called."""
+        for fn in self.hooks:
+            r = fn(self.info)
+            if inspect.isawaitable(r):
+                await r
+
+
+def check_hooks(event_hooks: Any, *, sync: bool) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Validate ``event_hooks={"request": [...], "response": [...]}``; return (request, response)."""
+    if event_hooks is None:
+        return (), ()
+    if not isinstance(event_hooks, Mapping):
+        raise InvalidRequestError('event_hooks: expected a dict like {"request": [fn], "response": [fn]}')
+    unknown = set(event_hooks) - {"request", "response"}
+    if unknown:
+        raise InvalidRequestError(f"event_hooks: unknown event {sorted(unknown)[0]!r} (expected 'request' "
+                                  "or 'response')")
+    out = []
+    for name in ("request", "response"):
+        fns = event_hooks.get(name) or ()
+        if callable(fns):
+            fns = (fns,)
+        fns = tuple(fns)
+        for fn in fns:
+            if not callable(fn):
+                raise InvalidRequestError(f"event_hooks[{name!r}]: {fn!r} is not callable")
+            if sync and inspect.iscoroutinefunction(fn):
+                raise InvalidRequestError(f"event_hooks[{name!r}]: {getattr(fn, '__name__', fn)!r} is an async "
+                                          "function: use it with AsyncVllmClient")
+        out.append(fns)
+    return out[0], out[1]
+
+
+# -- logging ---------------------------------------------------------------------------------
+
+
+def _bodies() -> bool:
+    return os.environ.get("VLLM_CLIENT_LOG_BODIES", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def preview(body: bytes | None) -> str:
+    """The first ``BODY_PREVIEW`` characters of a body, for DEBUG logs."""
+    if not body:
+        return ""
+    text = body[: BODY_PREVIEW * 4].decode("utf-8", "replace")
+    return text[:BODY_PREVIEW] + (f"... ({len(body)} bytes)" if len(text) > BODY_PREVIEW or
+                                  len(body) > BODY_PREVIEW * 4 else "")
+
+
+def log_attempt(request: Any, attempt: int, status: int | None, elapsed: float, body: bytes | None,
+                error: BaseException | None = None) -> None:
+    """DEBUG: one attempt (method, redacted URL, status or error, time); bodies only when asked."""
+    logger = get_logger()
+    if not logger.isEnabledFor(_DEBUG):
+        return
+    url = redact_url(request.url)
+    outcome = f"{status}" if error is None else f"failed ({type(error).__name__}: {error})"
+    logger.debug("%s %s -> %s in %.3f s (attempt %d)", request.method, url, outcome, elapsed, attempt + 1)
+    if _bodies():
+        logger.debug("request body: %s", preview(request.body))
+        if body:
+            logger.debug("response body: %s", preview(body))
+
+
+def log_retry(request: Any, attempt: int, reason: str, delay: float) -> None:
+    """INFO: a retry, with the reason and the wait."""
+    logger = get_logger()
+    if logger.isEnabledFor(_INFO):
+        logger.info("retrying %s %s in %.2f s (retry %d) after %s", request.method, redact_url(request.url),
+                    delay, attempt + 1, reason)
+
+
+def log_replica_down(base_url: str, error: BaseException) -> None:
+    """WARNING: a replica was taken out of service."""
+    get_logger().warning("replica %s is down (%s): taking it out of service", redact_url(base_url),
+                   type(error).__name__)
+
+
+def configure_from_env() -> None:
+    """``VLLM_CLIENT_LOG=debug|info`` (read at import): a stderr handler at that level."""
+    level = os.environ.get("VLLM_CLIENT_LOG", "").strip().lower()
+    if level not in ("debug", "info"):
+        return
+    import logging
+
+    logger = get_logger()
+    if any(getattr(h, "_vllm_client_env", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[%(asctime)s %(name)s %(levelname)s] %(message)s"))
+    handler._vllm_client_env = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if level == "debug" else logging.INFO)
+
+
+def now() -> float:
+    """The clock every timing uses."""
+    return perf_counter()
