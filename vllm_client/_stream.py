@@ -6,7 +6,10 @@ over the transport's byte iterator.
 
 Hot path per event: SSE decode -> ``orjson.loads`` on bytes -> a few dict
 lookups -> one event object; text fragments are collected in lists and joined
-once at the end (never ``+=`` on a growing string).
+once at the end (never ``+=`` on a growing string). Hotter still: a chunk whose
+bytes are the previous plain text chunk's around another plain string (vLLM's
+chunks differ only in their text) is recognised by its bytes and not parsed at
+all (``StreamAccumulator._learn``).
 """
 
 from __future__ import annotations
@@ -131,6 +134,10 @@ class StreamAccumulator(Generic[R]):
         # tool calls), emitted off the hot path.
         self.marks: list[float] = []
         self._others = 0
+        # The bytes around the text of a plain text chunk (see _learn): None until learned,
+        # False when given up.
+        self._tpl: Any = None
+        self._tpl_tries = 0
 
     # -- feeding -------------------------------------------------------------
 
@@ -172,6 +179,23 @@ class StreamAccumulator(Generic[R]):
             if item.__class__ is not bytes or item == _DONE:
                 self._on_event(item, out)  # [DONE] or a named event
                 continue
+            tpl = self._tpl
+            if tpl:  # the bytes of the last plain text chunk around another text? (see _learn)
+                prefix, suffix, start, stop, state = tpl
+                if len(item) >= stop and item.startswith(prefix) and item.endswith(suffix):
+                    body = item[start:len(item) - stop + start]
+                    if 34 not in body and 92 not in body:  # no '"' or '\\': the same string's body
+                        try:
+                            text = body.decode()
+                        except UnicodeDecodeError:
+                            text = "\0"  # not printable: parsed below, which reports it
+                        if text.isprintable():  # JSON allows no control characters in strings
+                            if text:
+                                state.content.append(text)
+                                out.append(ContentDelta(text, state.index))
+                            continue
+                else:  # another kind of chunk: learn again (a few times, then give up)
+                    self._tpl = None if self._tpl_tries < 4 else False
             try:  # a plain event's data: a chunk
                 obj = _loads(item)
             except orjson.JSONDecodeError:
@@ -199,8 +223,26 @@ class StreamAccumulator(Generic[R]):
                     if content:
                         state.content.append(content)
                         out.append(ContentDelta(content, idx))
+                        if self._tpl is None:
+                            self._learn(item, content, state)
                     continue
             self._on_chunk(obj, out)
+
+    def _learn(self, item: bytes, content: str, state: _Choice) -> None:
+        """Note where a plain text chunk's text sits in its bytes (vLLM's chunks differ only
+        there): a later chunk with the same bytes around a plain string body (no quote,
+        backslash or control character) is the same chunk with another text, and skips
+        ``orjson.loads``. Servers whose chunks differ elsewhere (a per-chunk field) miss;
+        the template is then learned again a few times, then given up."""
+        self._tpl_tries += 1
+        self._tpl = False
+        needle = b'"content":' + orjson.dumps(content)
+        at = item.find(needle)
+        if at < 0 or item.find(needle, at + 1) >= 0:  # encoded otherwise, or not only once
+            return
+        start = at + 11  # after '"content":"'
+        end = at + len(needle) - 1  # the closing quote
+        self._tpl = (item[:start], item[end:], start, start + len(item) - end, state)
 
     def _on_event(self, item: bytes | SSEEvent, out: list[StreamEvent]) -> None:
         """[DONE], and named events: FastGPT's chat chunks ("answer"), errors, anything else."""
