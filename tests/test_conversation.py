@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 import time
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 import pytest
@@ -19,41 +19,9 @@ from vllm_client import (
     ToolLoopError,
 )
 
-from ._both import CLIENTS, call, close, drain, make
+from ._both import CLIENTS, Model, call, close, drain, make, reply, stream_reply
 
 URL = "http://conv.test/v1"
-
-
-def reply(content: str | None = "ok", tool_calls: list[tuple[str, str, str]] | None = None,
-          reasoning: str | None = None) -> MockResponse:
-    msg: dict[str, Any] = {"role": "assistant", "content": content}
-    if reasoning:
-        msg["reasoning"] = reasoning
-    if tool_calls:
-        msg["tool_calls"] = [{"id": i, "type": "function", "function": {"name": n, "arguments": a}}
-                             for i, n, a in tool_calls]
-    return MockResponse(json={"id": "x", "choices": [{"index": 0, "message": msg,
-                                                      "finish_reason": "tool_calls" if tool_calls else "stop"}]})
-
-
-def stream_reply(text: str, cut: bool = False) -> MockResponse:
-    chunks = [b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]})
-              + b"\n\n" for t in text.split(" ")]
-    if not cut:
-        chunks.append(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
-    return MockResponse(body=chunks)
-
-
-class Model:
-    """A scripted model: answers from a list and records every request body."""
-
-    def __init__(self, *answers: MockResponse) -> None:
-        self.answers = list(answers)
-        self.bodies: list[dict[str, Any]] = []
-
-    def __call__(self, req: Any) -> MockResponse:
-        self.bodies.append(req.json())
-        return self.answers.pop(0)
 
 
 def get_weather(city: str, unit: Literal["c", "f"] = "c") -> str:

@@ -14,7 +14,6 @@ import random
 from pathlib import Path
 from typing import Any, Literal, Optional, TypedDict
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,7 +29,7 @@ from vllm_client import (
 )
 from vllm_client._structured import PartialJSON, structured_output
 
-from ._both import CLIENTS, call, close, drain, make
+from ._both import CLIENTS, Model, call, close, drain, make, reply, stream_reply
 
 
 async def drain_copying(kind: str, stream: Any) -> list[Any]:
@@ -111,35 +110,6 @@ if pydantic is not None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-def reply(content: str | None, *, finish: str = "stop", refusal: str | None = None, n: int = 1,
-          contents: list[str] | None = None) -> MockResponse:
-    texts = contents if contents is not None else [content] * n
-    choices = [{"index": i, "message": {"role": "assistant", "content": t, "refusal": refusal},
-                "finish_reason": finish} for i, t in enumerate(texts)]
-    return MockResponse(json={"id": "x", "object": "chat.completion", "choices": choices})
-
-
-def sse(pieces: list[str], *, finish: str = "stop") -> MockResponse:
-    chunks = [b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n']
-    chunks += [b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": p}}]}) + b"\n\n"
-               for p in pieces]
-    chunks.append(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"%s"}]}\n\ndata: [DONE]\n\n'
-                  % finish.encode())
-    return MockResponse(body=chunks)
-
-
-class Model:
-    """A scripted server: answers from a list, records every request body."""
-
-    def __init__(self, *answers: MockResponse) -> None:
-        self.answers = list(answers)
-        self.bodies: list[dict[str, Any]] = []
-
-    def __call__(self, req: Any) -> MockResponse:
-        self.bodies.append(req.json())
-        return self.answers.pop(0)
-
 
 def builder(client: Any) -> Any:
     return client.chat.completions().create().model("m").user_message("go")
@@ -440,7 +410,7 @@ def split_text(text: str, seed: int) -> list[str]:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 async def test_a_stream_yields_growing_partials_and_a_parsed_done(kind: str, seed: int) -> None:
     text = json.dumps(ORDER)
-    client = make(kind, URL, transport=MockTransport(Model(sse(split_text(text, seed)))))
+    client = make(kind, URL, transport=MockTransport(Model(stream_reply(split_text(text, seed)))))
     stream = await call(kind, builder(client).response_format(Order), "send_stream")
     events = await drain_copying(kind, stream)
     await close(kind, client)
@@ -458,8 +428,8 @@ async def test_a_stream_yields_growing_partials_and_a_parsed_done(kind: str, see
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_final_response_of_a_typed_stream_is_parsed_and_errors_are_typed(kind: str) -> None:
-    model = Model(sse(['{"id": 1, ', '"items": []}']), sse(['{"id": "x", ', '"items": []}']),
-                  sse(['{"id": 1, '], finish="length"))
+    model = Model(stream_reply(['{"id": 1, ', '"items": []}']), stream_reply(['{"id": "x", ', '"items": []}']),
+                  stream_reply(['{"id": 1, '], finish="length"))
     client = make(kind, URL, transport=MockTransport(model))
     stream = await call(kind, builder(client).response_format(Order), "send_stream")
     assert (await call(kind, stream, "final_response")).parsed == Order(1, [])
@@ -497,7 +467,7 @@ async def test_a_streamed_refusal_and_an_untyped_stream(kind: str) -> None:
     events = await drain(kind, stream)
     assert events[-1].response.parsed is None
     assert events[-1].response.refusal == "I'm sorry, I can't assist with that request."
-    client2 = make(kind, URL, transport=MockTransport(Model(sse(['{"a"', ": 1}"]))))
+    client2 = make(kind, URL, transport=MockTransport(Model(stream_reply(['{"a"', ": 1}"]))))
     stream = await call(kind, builder(client2).json_schema({"type": "object"}), "send_stream")
     events = await drain(kind, stream)
     assert not any(isinstance(e, PartialParsed) for e in events) and events[-1].response.parsed is None

@@ -305,6 +305,31 @@ async def test_responses_run_tools_sends_function_call_outputs_back(kind: str) -
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
+async def test_responses_run_tools_stream_yields_every_round_and_sends_outputs_back(kind: str) -> None:
+    with FakeVllmServer() as server:
+        server.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Paris"}}])
+        server.reply(content="It is sunny.")
+        c = (VllmClient if kind == "sync" else AsyncVllmClient)(server.url, max_retries=0)
+        b = c.responses().create().input("Weather in Paris?").tools([get_weather])
+        events = await events_of(kind, b.run_tools_stream())
+        dones = [e for e in events if isinstance(e, Done)]
+        assert len(dones) == 2 and events[-1] is dones[-1]  # a Done per round, the final answer's last
+        assert [e.tool_call.name for e in events if isinstance(e, ToolCallComplete)] == ["get_weather"]
+        assert "".join(e.text for e in events if isinstance(e, ContentDelta)) == "It is sunny."
+        assert isinstance(dones[-1].response, ResponsesResponse) and dones[-1].response.tool_calls == []
+        sent = [q.body for q in server.requests if q.path == "/v1/responses"]
+        assert len(sent) == 2 and all(s["stream"] is True for s in sent)
+        call_item, output_item = sent[1]["input"][1:]
+        assert call_item["type"] == "function_call" and call_item["name"] == "get_weather"
+        assert output_item == {"type": "function_call_output", "call_id": call_item["call_id"],
+                               "output": "It is sunny in Paris."}
+        server.reply(tool_calls=[{"name": "get_weather", "arguments": {"city": "Rome"}}])
+        with pytest.raises(ToolLoopError):
+            await events_of(kind, b.run_tools_stream(max_rounds=0))
+        await close(c)
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
 async def test_fake_server_responses_stream_store_and_retrieve(kind: str) -> None:
     with FakeVllmServer() as server:
         c = (VllmClient if kind == "sync" else AsyncVllmClient)(server.url, max_retries=0)

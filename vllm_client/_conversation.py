@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 from ._exceptions import InvalidRequestError, ToolLoopError
 
 if TYPE_CHECKING:
+    from ._endpoints.base import _Builder
     from ._endpoints.chat import (
         AsyncChatCompletionBuilder,
-        ChatBody,
         ChatCompletionBuilder,
         ChatCompletionResponse,
     )
@@ -64,7 +64,7 @@ def has_tools(builder: Any) -> bool:
     return toolset is not None and bool(toolset.functions)
 
 
-def clone_with_messages(builder: ChatBody, messages: list[dict[str, Any]]) -> Any:
+def clone_with_messages(builder: _Builder, messages: list[dict[str, Any]]) -> Any:
     """A copy of a chat builder (same client, fields, headers, timeout) with other messages."""
     b = copy.copy(builder)
     b._body = dict(builder._body)
@@ -83,7 +83,7 @@ class ToolLoop:
     after ``max_rounds``); ``add_results(results)`` appends the tool messages.
     """
 
-    def __init__(self, builder: ChatBody, toolset: ToolSet | None, max_rounds: int) -> None:
+    def __init__(self, builder: _Builder, toolset: ToolSet | None, max_rounds: int) -> None:
         if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 0:
             raise InvalidRequestError(f"run_tools(max_rounds={max_rounds!r}): expected an integer >= 0")
         if toolset is None:

@@ -3,14 +3,16 @@
 A builder holds one request's body, headers and timeout; its setters validate as they
 go and it never touches the network. An endpoint's sync and async builders are its
 body class plus one sender from here: ``Sender`` / ``AsyncSender`` (``send()``) or
-``StreamSender`` / ``AsyncStreamSender`` (``send()`` and ``send_stream()``). Both run
-the same flow (``ClientCore.builder_flow`` / ``stream_flow``) on their client's driver,
-so nothing but the ``await`` differs between the two.
+``StreamSender`` / ``AsyncStreamSender`` (``send()`` and ``send_stream()``), or, for an
+endpoint with a tool loop, ``ToolLoopSender`` / ``AsyncToolLoopSender`` (those plus
+``run_tools()`` and ``run_tools_stream()``). Both run the same flow (``ClientCore.builder_flow``
+/ ``stream_flow``) or the same ``ToolLoop`` on their client's driver, so nothing but the
+``await`` differs between the two.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from .. import _validate as v
@@ -18,12 +20,15 @@ from .._config import Timeout, TimeoutTypes, check_header, to_timeout
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
 
 if TYPE_CHECKING:
+    from .._conversation import ToolLoop
     from .._core import ClientCore
+    from .._types import StreamEvent
 
 B = TypeVar("B", bound="_Builder")
 R = TypeVar("R")
 
-__all__ = ["_Builder", "Sender", "AsyncSender", "StreamSender", "AsyncStreamSender", "Creator"]
+__all__ = ["_Builder", "Sender", "AsyncSender", "StreamSender", "AsyncStreamSender", "ToolLoopSender",
+           "AsyncToolLoopSender", "Creator"]
 
 
 def _copy(value: Any) -> Any:
@@ -196,6 +201,90 @@ class AsyncStreamSender(_Streams, AsyncSender[R]):
         c: Any = self._client
         response, url = await c._run(c.stream_flow(self))
         return AsyncChatStream(response, self._accumulator(url))
+
+
+class _ToolLoops(_Builder):
+    """What the endpoint gives the tool loop: its ``ToolLoop`` class, which decides everything
+    (the request of each round, what a reply adds to the history, how a result goes back,
+    when to stop, ``max_rounds``); the two drivers below only send and run the calls."""
+
+    _toolset: Any = None  # the ToolSet given to tools()
+    _tool_loop_class: ClassVar[type[ToolLoop]]  # ToolLoop (chat) or ResponsesToolLoop
+
+    def _new_tool_loop(self, max_rounds: int) -> ToolLoop:
+        return self._tool_loop_class(self, self._toolset, max_rounds)
+
+
+class ToolLoopSender(_ToolLoops, StreamSender[R]):
+    """``send()``, ``send_stream()``, ``run_tools()`` and ``run_tools_stream()`` on the sync client."""
+
+    def run_tools(self, max_rounds: int = 8) -> R:
+        """Send, run the Python tools the model asks for (in parallel), send the results back, and
+        repeat until the model answers without tool calls; return that final response.
+
+        Bad arguments, unknown tools and exceptions in a tool go back to the model as
+        ``error: ...``; still asking for tools after ``max_rounds`` raises ``ToolLoopError``.
+        """
+        return self._tool_loop(max_rounds)[0]
+
+    def _tool_loop(self, max_rounds: int) -> tuple[R, ToolLoop]:
+        """The final response and the loop that led to it (``Conversation.send`` keeps its history)."""
+        loop, c = self._new_tool_loop(max_rounds), self._client
+        while True:
+            response = loop.next_builder().send()
+            calls = loop.after(response)
+            if calls is None:
+                return response, loop
+            loop.add_results(c._run_tools(calls))  # type: ignore[attr-defined]
+
+    def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        loop, c = self._new_tool_loop(max_rounds), self._client
+        while True:
+            with loop.next_builder().send_stream() as stream:
+                yield from stream
+                response = stream.final_response()
+            calls = loop.after(response)
+            if calls is None:
+                return
+            loop.add_results(c._run_tools(calls))  # type: ignore[attr-defined]
+
+
+class AsyncToolLoopSender(_ToolLoops, AsyncStreamSender[R]):
+    """``send()``, ``send_stream()``, ``run_tools()`` and ``run_tools_stream()`` on the async client."""
+
+    async def run_tools(self, max_rounds: int = 8) -> R:
+        """Send, run the tools the model asks for (concurrently; async tools awaited, sync ones in
+        threads), send the results back, repeat until the model answers without tool calls.
+
+        Bad arguments, unknown tools and exceptions in a tool go back to the model as
+        ``error: ...``; still asking for tools after ``max_rounds`` raises ``ToolLoopError``.
+        """
+        return (await self._tool_loop(max_rounds))[0]
+
+    async def _tool_loop(self, max_rounds: int) -> tuple[R, ToolLoop]:
+        """The final response and the loop that led to it (``AsyncConversation.send`` keeps its history)."""
+        loop, c = self._new_tool_loop(max_rounds), self._client
+        while True:
+            response = await loop.next_builder().send()
+            calls = loop.after(response)
+            if calls is None:
+                return response, loop
+            loop.add_results(await c._run_tools(calls))  # type: ignore[attr-defined]
+
+    async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        loop, c = self._new_tool_loop(max_rounds), self._client
+        while True:
+            stream = await loop.next_builder().send_stream()
+            async with stream:
+                async for ev in stream:
+                    yield ev
+                response = await stream.final_response()
+            calls = loop.after(response)
+            if calls is None:
+                return
+            loop.add_results(await c._run_tools(calls))  # type: ignore[attr-defined]
 
 
 BT = TypeVar("BT")

@@ -6,20 +6,17 @@ from __future__ import annotations
 import base64
 import mimetypes
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
 from .._exceptions import InvalidRequestError
 from .._types import ToolCall, _Completion, _dict, split_content
-from .base import AsyncStreamSender, Creator, StreamSender, _copy
+from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy
 from .common import _ChatTemplateFields
 from .sampling import _check_min_max, _SamplingMixin
-
-if TYPE_CHECKING:
-    from .._types import StreamEvent
 
 __all__ = ["Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilder", "AsyncChatCompletionBuilder",
            "Chat", "AsyncChat"]
@@ -207,6 +204,7 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
     _what = "chat completion"
     _parse = ChatCompletionResponse.from_dict
     _toolset: Any = None  # the ToolSet given to tools(), for run_tools()
+    _tool_loop_class: ClassVar[type[ToolLoop]] = ToolLoop  # run_tools() over messages and tool messages
     _typed_output = True  # response_format(T) & co.: responses get .parsed
     _parse_retries = 0  # parse_retries(n): re-asks after an OutputParseError
 
@@ -402,10 +400,10 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
 
 
 # ---------------------------------------------------------------------------
-# the builders: the body plus a sender, and the tool loop on each client's driver
+# the builders: the body plus a sender (with the tool loop: base.ToolLoopSender)
 
 
-class ChatCompletionBuilder(ChatBody, StreamSender[ChatCompletionResponse]):
+class ChatCompletionBuilder(ChatBody, ToolLoopSender[ChatCompletionResponse]):
     """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
 
     def send(self) -> ChatCompletionResponse:
@@ -417,40 +415,10 @@ class ChatCompletionBuilder(ChatBody, StreamSender[ChatCompletionResponse]):
             c: Any = self._client
             result: ChatCompletionResponse = c._run(reask_flow(c, self, self._parse_retries))
             return result
-        return StreamSender.send(self)
-
-    def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
-        """Send, run the Python tools the model asks for (in parallel), send the results back,
-        and repeat until the model answers without tool calls; return that final response.
-
-        Bad arguments, unknown tools and exceptions in a tool go back to the model as
-        ``error: ...``; still asking for tools after ``max_rounds`` raises ``ToolLoopError``.
-        """
-        return self._tool_loop(max_rounds)[0]
-
-    def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
-        loop = ToolLoop(self, self._toolset, max_rounds)
-        while True:
-            response = loop.next_builder().send()
-            calls = loop.after(response)
-            if calls is None:
-                return response, loop
-            loop.add_results(self._client._run_tools(calls))  # type: ignore[attr-defined]
-
-    def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
-        loop = ToolLoop(self, self._toolset, max_rounds)
-        while True:
-            with loop.next_builder().send_stream() as stream:
-                yield from stream
-                response = stream.final_response()
-            calls = loop.after(response)
-            if calls is None:
-                return
-            loop.add_results(self._client._run_tools(calls))  # type: ignore[attr-defined]
+        return ToolLoopSender.send(self)
 
 
-class AsyncChatCompletionBuilder(ChatBody, AsyncStreamSender[ChatCompletionResponse]):
+class AsyncChatCompletionBuilder(ChatBody, AsyncToolLoopSender[ChatCompletionResponse]):
     """Builds one chat completion request; ``await send()`` or ``await send_stream()``."""
 
     async def send(self) -> ChatCompletionResponse:
@@ -462,35 +430,7 @@ class AsyncChatCompletionBuilder(ChatBody, AsyncStreamSender[ChatCompletionRespo
             c: Any = self._client
             result: ChatCompletionResponse = await c._run(reask_flow(c, self, self._parse_retries))
             return result
-        return await AsyncStreamSender.send(self)
-
-    async def run_tools(self, max_rounds: int = 8) -> ChatCompletionResponse:
-        """Send, run the tools the model asks for (concurrently; async tools awaited, sync ones in
-        threads), send the results back, repeat until the model answers without tools."""
-        return (await self._tool_loop(max_rounds))[0]
-
-    async def _tool_loop(self, max_rounds: int) -> tuple[ChatCompletionResponse, ToolLoop]:
-        loop = ToolLoop(self, self._toolset, max_rounds)
-        while True:
-            response = await loop.next_builder().send()
-            calls = loop.after(response)
-            if calls is None:
-                return response, loop
-            loop.add_results(await self._client._run_tools(calls))  # type: ignore[attr-defined]
-
-    async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round."""
-        loop = ToolLoop(self, self._toolset, max_rounds)
-        while True:
-            stream = await loop.next_builder().send_stream()
-            async with stream:
-                async for ev in stream:
-                    yield ev
-                response = await stream.final_response()
-            calls = loop.after(response)
-            if calls is None:
-                return
-            loop.add_results(await self._client._run_tools(calls))  # type: ignore[attr-defined]
+        return await AsyncToolLoopSender.send(self)
 
 
 # ---------------------------------------------------------------------------

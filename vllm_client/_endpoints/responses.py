@@ -6,9 +6,9 @@ events, the tool loop over function_call / function_call_output items, the build
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import orjson
@@ -34,7 +34,7 @@ from .._types import (
     _list,
     _str,
 )
-from .base import AsyncStreamSender, Creator, StreamSender, _Builder, _copy
+from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _Builder, _copy
 from .sampling import _SamplingMixin
 
 if TYPE_CHECKING:
@@ -454,6 +454,44 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
 
 
 # ---------------------------------------------------------------------------
+# the tool loop over the Responses API
+
+
+class ResponsesToolLoop(ToolLoop):
+    """``ToolLoop`` over input items: the model's function_call items and a function_call_output
+    per call go back in ``input`` (no server-side store needed)."""
+
+    def _history(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        given = body.get("input")
+        return [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
+
+    def _reply(self, response: Any) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for item in response.output:
+            if isinstance(item, ResponseFunctionCall):
+                items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
+                              "arguments": item.arguments})
+            elif isinstance(item, ResponseMessage) and item.text:
+                items.append({"role": "assistant", "content": item.text})
+        return items
+
+    def _result(self, call_id: str, content: str) -> dict[str, Any]:
+        return {"type": "function_call_output", "call_id": call_id, "output": content}
+
+    def next_builder(self) -> Any:
+        b = copy.copy(self.builder)
+        b._body = dict(self.builder._body)
+        b._body["input"] = list(self.messages)
+        b._extra = {k: x for k, x in self.builder._extra.items() if k != "input"}
+        b._headers = dict(self.builder._headers)
+        return b
+
+    def after(self, response: Any) -> list[PreparedCall] | None:
+        """Take the model's reply; the calls to run next, or None when it is the final answer."""
+        return super().after(response)
+
+
+# ---------------------------------------------------------------------------
 # the request body
 
 
@@ -487,6 +525,7 @@ class ResponsesBody(_Builder):
     _what = "response"
     _parse = ResponsesResponse.from_dict
     _toolset: Any = None  # the ToolSet given to tools(), for run_tools()
+    _tool_loop_class: ClassVar[type[ToolLoop]] = ResponsesToolLoop  # run_tools() over input items
 
     def input(self: RB, value: str | list[Any]) -> RB:
         """The input: a text, or a list of input items (messages ``{"role", "content"}``,
@@ -647,103 +686,15 @@ class ResponsesBody(_Builder):
 
 
 # ---------------------------------------------------------------------------
-# the tool loop over the Responses API
-
-
-class ResponsesToolLoop(ToolLoop):
-    """``ToolLoop`` over input items: the model's function_call items and a function_call_output
-    per call go back in ``input`` (no server-side store needed)."""
-
-    def __init__(self, builder: ResponsesBody, toolset: Any, max_rounds: int) -> None:
-        super().__init__(builder, toolset, max_rounds)  # type: ignore[arg-type]
-
-    def _history(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        given = body.get("input")
-        return [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
-
-    def _reply(self, response: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        for item in response.output:
-            if isinstance(item, ResponseFunctionCall):
-                items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
-                              "arguments": item.arguments})
-            elif isinstance(item, ResponseMessage) and item.text:
-                items.append({"role": "assistant", "content": item.text})
-        return items
-
-    def _result(self, call_id: str, content: str) -> dict[str, Any]:
-        return {"type": "function_call_output", "call_id": call_id, "output": content}
-
-    def next_builder(self) -> Any:
-        b = copy.copy(self.builder)
-        b._body = dict(self.builder._body)
-        b._body["input"] = list(self.messages)
-        b._extra = {k: x for k, x in self.builder._extra.items() if k != "input"}
-        b._headers = dict(self.builder._headers)
-        return b
-
-    def after(self, response: Any) -> list[PreparedCall] | None:
-        """Take the model's reply; the calls to run next, or None when it is the final answer."""
-        return super().after(response)
-
-
-# ---------------------------------------------------------------------------
 # the builders and client.responses()
 
 
-class ResponsesBuilder(ResponsesBody, StreamSender[ResponsesResponse]):
+class ResponsesBuilder(ResponsesBody, ToolLoopSender[ResponsesResponse]):
     """Builds one Responses API request; ``send()`` or ``send_stream()`` it."""
 
-    def run_tools(self, max_rounds: int = 8) -> ResponsesResponse:
-        """Send, run the Python tools the model calls (in parallel), send their outputs back as
-        function_call_output items, repeat until the model answers without calls."""
-        loop = ResponsesToolLoop(self, self._toolset, max_rounds)
-        while True:
-            response = loop.next_builder().send()
-            calls = loop.after(response)
-            if calls is None:
-                return response  # type: ignore[no-any-return]
-            loop.add_results(self._client._run_tools(calls))  # type: ignore[attr-defined]
 
-    def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: the events of every round (a ``Done`` per round)."""
-        loop = ResponsesToolLoop(self, self._toolset, max_rounds)
-        while True:
-            with loop.next_builder().send_stream() as stream:
-                yield from stream
-                response = stream.final_response()
-            calls = loop.after(response)
-            if calls is None:
-                return
-            loop.add_results(self._client._run_tools(calls))  # type: ignore[attr-defined]
-
-
-class AsyncResponsesBuilder(ResponsesBody, AsyncStreamSender[ResponsesResponse]):
+class AsyncResponsesBuilder(ResponsesBody, AsyncToolLoopSender[ResponsesResponse]):
     """Builds one Responses API request; ``await send()`` or ``await send_stream()``."""
-
-    async def run_tools(self, max_rounds: int = 8) -> ResponsesResponse:
-        """Send, run the tools the model calls (concurrently), send the outputs back, repeat."""
-        loop = ResponsesToolLoop(self, self._toolset, max_rounds)
-        while True:
-            response = await loop.next_builder().send()
-            calls = loop.after(response)
-            if calls is None:
-                return response  # type: ignore[no-any-return]
-            loop.add_results(await self._client._run_tools(calls))  # type: ignore[attr-defined]
-
-    async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: the events of every round."""
-        loop = ResponsesToolLoop(self, self._toolset, max_rounds)
-        while True:
-            stream = await loop.next_builder().send_stream()
-            async with stream:
-                async for ev in stream:
-                    yield ev
-                response = await stream.final_response()
-            calls = loop.after(response)
-            if calls is None:
-                return
-            loop.add_results(await self._client._run_tools(calls))  # type: ignore[attr-defined]
 
 
 def _id_path(response_id: Any, suffix: str = "") -> str:
