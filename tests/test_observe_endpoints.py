@@ -192,3 +192,70 @@ async def test_every_stream_carries_them_with_token_timings(kind: str, name: str
         assert t.output_tokens_per_second == pytest.approx(n / t.total)
     assert final.timing is other.timing and final.timing.retries == 0
     assert final.status_code == 200 and final.request_id == rid and final.headers["content-type"]
+
+
+# -- request ids ----------------------------------------------------------------------------------------
+
+
+RID_BUILDERS: dict[str, Callable[[Any, str], Any]] = {  # endpoints with vLLM's request_id field
+    "chat": lambda c, m: c.chat.completions().create().model(m).user_message("hi"),
+    "completions": lambda c, m: c.completions().create().model(m).prompt("Once"),
+    "embeddings": lambda c, m: c.embeddings().create().model(m).input("a"),
+    "rerank": lambda c, m: c.rerank().create().model(m).query("q").documents(["a"]),
+    "score": lambda c, m: c.score().create().model(m).queries("q").documents(["a"]),
+    "classify": lambda c, m: c.classify().create().model(m).input("good"),
+    "pooling": lambda c, m: c.pooling().create().model(m).input("a"),
+    "responses": lambda c, m: c.responses().create().model(m).input("Hi"),
+}
+
+
+@pytest.mark.parametrize("name", list(RID_BUILDERS))
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_request_id_setter_is_echoed(kind: str, name: str) -> None:
+    with _server() as server:
+        c = make(kind, server.url, max_retries=0)
+        try:
+            resp = await call(kind, RID_BUILDERS[name](c, server.model).request_id(f"my-{name}"), "send")
+        finally:
+            await close(kind, c)
+    sent = server.requests[-1]
+    assert sent.body["request_id"] == f"my-{name}"  # the body field, as before
+    assert sent.headers["x-request-id"] == f"my-{name}"  # and the header vLLM echoes
+    assert resp.request_id == f"my-{name}"
+    if name in ("chat", "completions"):  # vLLM names the response after it
+        assert resp.id == f"{'chatcmpl' if name == 'chat' else 'cmpl'}-my-{name}"
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_request_id_on_a_stream_and_an_explicit_header_wins(kind: str) -> None:
+    with _server() as server:
+        c = make(kind, server.url, max_retries=0, default_headers={"X-Request-Id": "client-wide"})
+        try:
+            b = c.chat.completions().create().model(server.model).user_message("hi").request_id("mine")
+            stream = await call(kind, b, "send_stream")
+            events = await drain(kind, stream)
+            explicit = await call(kind, c.chat.completions().create().model(server.model).user_message("hi")
+                                  .request_id("body-id").header("x-request-id", "header-id"), "send")
+            odd = await call(kind, c.chat.completions().create().model(server.model).user_message("hi")
+                             .request_id("id-\u00e9t\u00e9"), "send")
+        finally:
+            await close(kind, c)
+    assert stream.request_id == "mine" and events[-1].response.request_id == "mine"
+    assert events[-1].response.id == "chatcmpl-mine"
+    assert explicit.request_id == "header-id"  # header() is not overridden
+    assert server.requests[1].body["request_id"] == "body-id"
+    # not a plain ASCII header value: only the body field is sent (no error), the client-wide header stays
+    assert server.requests[2].body["request_id"] == "id-\u00e9t\u00e9"
+    assert server.requests[2].headers["x-request-id"] == "client-wide" and odd.request_id == "client-wide"
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_without_request_id_headers_the_id_is_none_but_names_the_response(kind: str) -> None:
+    with FakeVllmServer() as server:  # vLLM without --enable-request-id-headers
+        c = make(kind, server.url, max_retries=0)
+        try:
+            resp = await call(kind, c.chat.completions().create().model(server.model).user_message("hi")
+                              .request_id("abc"), "send")
+        finally:
+            await close(kind, c)
+    assert resp.request_id is None and resp.id == "chatcmpl-abc"
