@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from vllm_client import ContentDelta, Done, Timing
+from vllm_client import ContentDelta, Done, RequestInfo, ResponseInfo, Timing
 from vllm_client.testing import FakeVllmServer
 
 from ._both import CLIENTS, call, close, drain, make
@@ -259,3 +259,114 @@ async def test_without_request_id_headers_the_id_is_none_but_names_the_response(
         finally:
             await close(kind, c)
     assert resp.request_id is None and resp.id == "chatcmpl-abc"
+
+
+# -- event hooks on non-chat endpoints ---------------------------------------------------------------
+
+
+HOOKED: dict[str, tuple[str, Callable[[Any, str], Any], bytes]] = {  # name -> (path, builder, in the body)
+    "embeddings": ("/v1/embeddings", lambda c, m: c.embeddings().create().model(m).input(["alpha"]), b"alpha"),
+    "rerank": ("/v1/rerank", lambda c, m: c.rerank().create().model(m).query("which").documents(["x", "y"]),
+               b"which"),
+    "classify": ("/classify", lambda c, m: c.classify().create().model(m).input("good"), b"good"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOOKED))
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_hooks_once_per_attempt_on_pooling_endpoints(kind: str, name: str) -> None:
+    path, builder, needle = HOOKED[name]
+    seen: list[Any] = []
+    if kind == "sync":
+        hooks: dict[str, list[Any]] = {"request": [seen.append], "response": [seen.append]}
+    else:
+        async def record(info: Any) -> None:
+            seen.append(info)
+        hooks = {"request": [record], "response": [record]}
+    with _server() as server:
+        c = make(kind, server.url, max_retries=2, api_key="sk-secret", event_hooks=hooks)
+        try:
+            _script(server, path)
+            resp = await call(kind, builder(c, server.model), "send")
+        finally:
+            await close(kind, c)
+    assert [type(x) for x in seen] == [RequestInfo, ResponseInfo] * 2
+    assert [x.attempt for x in seen[::2]] == [0, 1]
+    assert [x.status_code for x in seen[1::2]] == [503, 200]
+    for req in seen[::2]:
+        assert req.method == "POST" and req.url == server.root_url + path
+        assert needle in req.body and "authorization" not in {k.lower() for k in req.headers}
+    last = seen[-1]
+    assert last.request is seen[-2] and last.timing is resp.timing
+    assert last.elapsed >= DELAY and last.headers["x-request-id"] == resp.request_id
+    assert "sk-secret" not in repr(seen) + "".join(repr(x.headers) for x in seen)
+
+
+# -- OpenTelemetry spans on non-chat endpoints ---------------------------------------------------------
+
+
+otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
+
+from ._otel import instrumented, points  # noqa: E402  (only with the SDK)
+
+TRACED: dict[str, tuple[str, str, Callable[[Any, str], Any]]] = {  # name -> (path, operation, builder)
+    "embeddings": ("/v1/embeddings", "embeddings", lambda c, m: c.embeddings().create().model(m).input(["a", "b"])),
+    "cohere_embed": ("/v2/embed", "embeddings", lambda c, m: c.cohere_embed().create().model(m).texts(["a"])),
+    "rerank": ("/v1/rerank", "rerank", lambda c, m: c.rerank().create().model(m).query("q").documents(["a", "b"])),
+    "score": ("/v1/score", "score", lambda c, m: c.score().create().model(m).queries("q").documents(["a"])),
+    "classify": ("/classify", "classify", lambda c, m: c.classify().create().model(m).input(["good"])),
+    "pooling": ("/pooling", "pooling", lambda c, m: c.pooling().create().model(m).input(["a"])),
+}
+
+
+@pytest.mark.parametrize("name", list(TRACED))
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_otel_span_for_pooling_endpoints(kind: str, name: str) -> None:
+    path, operation, builder = TRACED[name]
+    with instrumented() as (spans, reader), _server() as server:
+        c = make(kind, server.url, max_retries=2)
+        try:
+            _script(server, path)
+            resp = await call(kind, builder(c, server.model), "send")
+        finally:
+            await close(kind, c)
+        (span,) = spans.get_finished_spans()
+        metric_points = points(reader)
+    a = dict(span.attributes)
+    assert span.name == f"{operation} {server.model}" and span.kind.name == "CLIENT"
+    assert a["gen_ai.operation.name"] == operation and a["gen_ai.request.model"] == server.model
+    assert a["gen_ai.provider.name"] == "vllm" and a["server.port"] == server.port
+    assert "error.type" not in a and "gen_ai.usage.output_tokens" not in a  # nothing generated
+    usage = getattr(resp, "usage", None)  # (/v2/embed reports none)
+    if usage is not None:
+        assert a["gen_ai.usage.input_tokens"] == usage.prompt_tokens > 0
+        tokens = {p.attributes["gen_ai.token.type"]: p.sum for p in metric_points["gen_ai.client.token.usage"]}
+        assert tokens == {"input": usage.prompt_tokens}
+    (retry,) = [e for e in span.events if e.name == "gen_ai.client.retry"]
+    assert retry.attributes["retry.attempt"] == 1 and "503" in retry.attributes["retry.reason"]
+    (duration,) = metric_points["gen_ai.client.operation.duration"]
+    assert duration.count == 1 and duration.attributes["gen_ai.operation.name"] == operation
+    assert duration.sum >= DELAY  # the span covers every attempt
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_otel_spans_for_responses_and_batched_chat_and_none_for_server_routes(kind: str) -> None:
+    with instrumented() as (spans, _), _server() as server:
+        c = make(kind, server.url, max_retries=0)
+        try:
+            r = await call(kind, c.responses().create().model(server.model).input("Hi"), "send")
+            batch = await call(kind, c.chat.completions().create().model(server.model).conversations(CONVS)
+                               .max_tokens(3), "send")
+            await call(kind, c, "tokenize_result", "hello")
+            await call(kind, c, "models")
+            await call(kind, c, "metrics")
+        finally:
+            await close(kind, c)
+        finished = spans.get_finished_spans()
+    assert [s.name for s in finished] == [f"chat {server.model}"] * 2  # tokenize, models, metrics: no span
+    resp_span, batch_span = (dict(s.attributes) for s in finished)
+    assert resp_span["gen_ai.operation.name"] == "chat" and resp_span["gen_ai.response.id"] == r.id
+    assert list(resp_span["gen_ai.response.finish_reasons"]) == ["stop"]
+    assert resp_span["gen_ai.usage.output_tokens"] == r.usage.completion_tokens
+    assert list(batch_span["gen_ai.response.finish_reasons"]) == [ch.finish_reason for ch in batch.choices]
+    assert len(batch.choices) == 2 and batch_span["gen_ai.usage.input_tokens"] == batch.usage.prompt_tokens
