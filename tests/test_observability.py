@@ -27,6 +27,8 @@ from vllm_client import (
 )
 from vllm_client.testing import FakeVllmServer
 
+from ._otel import instrumented, points
+
 CLIENTS = ["sync", "async"]
 
 
@@ -388,34 +390,11 @@ otel_sdk = pytest.importorskip("opentelemetry.sdk.trace")
 
 @pytest.fixture
 def otel() -> Any:
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    import vllm_client
-
-    spans = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(spans))
-    reader = InMemoryMetricReader()
-    mp = MeterProvider(metric_readers=[reader])
-    vllm_client.instrument(tracer_provider=tp, meter_provider=mp)
-    try:
-        yield spans, reader
-    finally:
-        vllm_client.uninstrument()
+    with instrumented() as exporters:
+        yield exporters
 
 
-def _points(reader: Any) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    data = reader.get_metrics_data()
-    for rm in data.resource_metrics if data else []:
-        for sm in rm.scope_metrics:
-            for m in sm.metrics:
-                out.setdefault(m.name, []).extend(m.data.data_points)
-    return out
+_points = points
 
 
 @pytest.mark.parametrize("kind", CLIENTS)

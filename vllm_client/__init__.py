@@ -62,7 +62,7 @@ from ._endpoints.responses import (
     ResponsesResponse,
 )
 from ._endpoints.score import AsyncScoreBuilder, ScoreBuilder, ScoreData, ScoreResponse
-from ._endpoints.server import Metrics, Model, TokenizeResult
+from ._endpoints.server import Metrics, Model, ModelList, TokenizeResult
 from ._exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -209,6 +209,7 @@ __all__ = [
     "PoolingData",
     "CohereEmbedResponse",
     "Model",
+    "ModelList",
     "TokenizeResult",
     "ResponsesResponse",
     "ResponseMessage",

@@ -29,7 +29,7 @@ from ._endpoints.responses import AsyncResponses
 from ._endpoints.score import AsyncScoreBuilder
 from ._endpoints.server import (
     Metrics,
-    Model,
+    ModelList,
     TokenizeResult,
     detokenize_flow,
     health_flow,
@@ -206,7 +206,7 @@ class AsyncVllmClient(ClientCore):
         """Cohere-style embeddings (``POST /v2/embed`` at the server root)."""
         return Creator(self, AsyncCohereEmbedBuilder)
 
-    async def models(self) -> list[Model]:
+    async def models(self) -> ModelList:
         """The models the server serves."""
         return await self._run(models_flow(self))
 

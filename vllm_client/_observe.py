@@ -90,7 +90,8 @@ class Timing:
       events that came in the same read);
     - ``time_per_output_token`` (streams, with usage): ``(total - time_to_first_token) /
       (completion_tokens - 1)``, as ``vllm bench serve`` counts it;
-    - ``output_tokens_per_second`` (with usage): ``completion_tokens / total``;
+    - ``output_tokens_per_second`` (with usage): ``completion_tokens / total`` (None when no
+      token was generated: embeddings, rerank, ...);
     - ``retries``: attempts beyond the first; ``queued``: time waiting for a pooled
       connection where the HTTP library shows it (None otherwise).
 
@@ -153,10 +154,11 @@ class Timing:
 
     @property
     def output_tokens_per_second(self) -> float | None:
-        """With usage: completion tokens over the total time."""
+        """With usage: completion tokens over the total time (None when none were generated, as
+        on the pooling endpoints, whose usage reports ``completion_tokens: 0``)."""
         n = self.output_tokens
         total = self.total
-        if n is None or total is None or total <= 0:
+        if not n or total is None or total <= 0:
             return None
         return n / total
 
@@ -178,11 +180,13 @@ class Timing:
                 f"output_tokens_per_second={f(self.output_tokens_per_second)}, retries={self.retries})")
 
 
-class _Meta:
+class _MetaView:
     """What every response carries besides its body: ``timing``, ``headers``, ``status_code``,
-    ``request_id``. Set by the client when it made the response (None / {} otherwise)."""
+    ``request_id``. Set by the client when it made the response (None / {} otherwise).
+    No slots of its own, so a built-in container can carry it too (``ModelList``: a list
+    subclass that declares the three slots); classes derive from ``_Meta``."""
 
-    __slots__ = ("_timing", "_headers", "_status")
+    __slots__ = ()
     _timing: Timing
     _headers: Mapping[str, str]
     _status: int
@@ -217,6 +221,12 @@ class _Meta:
         return header(self.headers, "x-request-id")
 
 
+class _Meta(_MetaView):
+    """The base of the response types: the metadata's three slots."""
+
+    __slots__ = ("_timing", "_headers", "_status")
+
+
 def header(headers: Mapping[str, str] | None, name: str) -> str | None:
     """A header's value, looked up ignoring case (``name`` in lower case)."""
     if not headers:
@@ -232,11 +242,12 @@ def header(headers: Mapping[str, str] | None, name: str) -> str | None:
 
 def attach(result: Any, response: Any) -> None:
     """Give a parsed response its timing, headers and status (and the timing its usage)."""
-    if isinstance(result, _Meta):
+    if isinstance(result, _MetaView):
+        meta: Any = result  # (the slots are declared by _Meta or the container subclass)
         timing = response.timing
-        result._timing = timing
-        result._headers = response.headers
-        result._status = response.status
+        meta._timing = timing
+        meta._headers = response.headers
+        meta._status = response.status
         raw = getattr(result, "raw", None)
         if timing is not None and raw.__class__ is dict:
             timing._usage = raw.get("usage")

@@ -1,7 +1,8 @@
 """OpenTelemetry spans and metrics in the GenAI semantic conventions (``vllm_client.instrument()``).
 
 Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install "vllm_client[otel]"``).
-One CLIENT span per chat / text completion / embeddings request, named ``{operation} {model}``,
+One CLIENT span per model call (chat, text completion, Responses, embeddings, rerank, score,
+classify, pooling; see ``_OPERATIONS``), named ``{operation} {model}``,
 covering every attempt: a retry is a span *event* ``gen_ai.client.retry`` (attempt, reason,
 wait), not a child span, since the SDK's attempts are not separate operations for the user and
 an event costs no extra span per request. A stream's span ends when the stream ends, breaks or
@@ -28,8 +29,15 @@ from ._observe import state
 
 __all__ = ["Instrumentation", "instrument", "uninstrument"]
 
-_OPERATIONS = {"/chat/completions": "chat", "/responses": "chat", "/completions": "text_completion",
-               "/embeddings": "embeddings"}
+# Request path -> gen_ai.operation.name: the GenAI conventions' own names where they have one
+# (chat, text_completion, embeddings; the Responses API and batched chat are chat, vLLM's
+# Cohere-style /v2/embed is embeddings); vLLM's pooling endpoints get their route's name, as
+# the conventions allow for operations they do not list. Other routes (tokenize, models,
+# metrics, ...) are not model calls: no span.
+_OPERATIONS = {"/chat/completions": "chat", "/chat/completions/batch": "chat", "/responses": "chat",
+               "/completions": "text_completion", "/embeddings": "embeddings", "/v2/embed": "embeddings",
+               "/rerank": "rerank", "/score": "score", "/classify": "classify", "/pooling": "pooling"}
+_GENERATES = frozenset({"chat", "text_completion"})  # the operations whose usage has output tokens
 _REQUEST_ATTRS = (  # body field -> attribute
     ("temperature", "gen_ai.request.temperature"),
     ("top_p", "gen_ai.request.top_p"),
@@ -77,7 +85,7 @@ class Instrumentation:
                     stream: bool = False) -> Generator[Any, Any, Any]:
         """Run ``flow`` (a request's) inside a span; a stream's span is handed to the stream."""
         operation = _OPERATIONS.get(request.path)
-        if operation is None or request.root:
+        if operation is None:
             return (yield from flow)
         span = _Span(self, operation, request, body)
         request.trace = span
@@ -188,15 +196,18 @@ class _Span:
             choices = getattr(result, "choices", None)
             if isinstance(choices, list):
                 reasons = [c.finish_reason for c in choices if getattr(c, "finish_reason", None)]
-                if reasons:
-                    span.set_attribute("gen_ai.response.finish_reasons", reasons)
+            else:  # the Responses API: one output, its finish reason derived from the status
+                reason = getattr(result, "finish_reason", None)
+                reasons = [reason] if isinstance(reason, str) and reason else []
+            if reasons:
+                span.set_attribute("gen_ai.response.finish_reasons", reasons)
                 if self.inst.capture_content:
                     raw = getattr(result, "raw", None)
                     if isinstance(raw, dict):
                         span.set_attribute("gen_ai.output.messages", orjson.dumps(raw.get("choices")).decode())
             if usage is not None:
                 span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-                if self.operation != "embeddings":
+                if self.operation in _GENERATES:
                     span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
         if error is not None:
             etype = _error_type(error)
@@ -207,7 +218,7 @@ class _Span:
         self.inst.duration.record(time.perf_counter() - self.start, attrs)
         if usage is not None:
             self.inst.tokens.record(usage.prompt_tokens, dict(attrs, **{"gen_ai.token.type": "input"}))
-            if self.operation != "embeddings":
+            if self.operation in _GENERATES:
                 self.inst.tokens.record(usage.completion_tokens, dict(attrs, **{"gen_ai.token.type": "output"}))
         span.end()
 

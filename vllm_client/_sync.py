@@ -28,7 +28,7 @@ from ._endpoints.responses import Responses
 from ._endpoints.score import ScoreBuilder
 from ._endpoints.server import (
     Metrics,
-    Model,
+    ModelList,
     TokenizeResult,
     detokenize_flow,
     health_flow,
@@ -240,7 +240,7 @@ class VllmClient(ClientCore):
         """Cohere-style embeddings (``POST /v2/embed`` at the server root)."""
         return Creator(self, CohereEmbedBuilder)
 
-    def models(self) -> list[Model]:
+    def models(self) -> ModelList:
         """The models the server serves (``GET /models``)."""
         return self._run(models_flow(self))
 

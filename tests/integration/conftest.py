@@ -132,7 +132,8 @@ def say(msg: str) -> None:
 # -- launching ------------------------------------------------------------------------------------------
 
 SERVER_SPECS: dict[str, dict[str, Any]] = {
-    "main": {"extra_args": [], "tools": True},
+    # --enable-request-id-headers: vLLM answers with X-Request-Id (test_real_observe.py); harmless elsewhere.
+    "main": {"extra_args": ["--enable-request-id-headers"], "tools": True},
     # A reasoning parser on the main server would move all free text into `reasoning`
     # (qwen3 assumes thinking without chat_template_kwargs), so it gets its own.
     "reasoning": {"extra_args": ["--reasoning-parser", "qwen3"], "tools": True},

@@ -133,7 +133,20 @@ class _Builder:
             body["stream"] = True
         elif body.get("stream") is True:
             body.pop("stream")
-        return body, (self._headers or None), self._timeout
+        headers = self._headers or None
+        rid = body.get("request_id")
+        if rid.__class__ is str:
+            headers = _with_request_id_header(self._headers, rid)
+        return body, headers, self._timeout
+
+
+def _with_request_id_header(headers: dict[str, str], rid: str) -> dict[str, str] | None:
+    """The headers with ``X-Request-Id: rid`` added (unless one was set, or ``rid`` is not a
+    plain ASCII header value): vLLM echoes that header, not the body's ``request_id``, with
+    ``--enable-request-id-headers`` (and takes the header's id first for its own)."""
+    if not rid or not (rid.isascii() and rid.isprintable()) or any(k.lower() == "x-request-id" for k in headers):
+        return headers or None
+    return {**headers, "X-Request-Id": rid}
 
 
 class Sender(_Builder, Generic[R]):

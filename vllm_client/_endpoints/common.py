@@ -34,7 +34,9 @@ class _CommonFields(_Builder):
         return self._set("user", v.string("user", user))
 
     def request_id(self: B, value: str) -> B:
-        """vLLM's ``request_id`` field: the id used in the server's logs and the response id."""
+        """vLLM's ``request_id`` field: the id used in the server's logs and the response id;
+        also sent as the ``X-Request-Id`` header (unless ``header()`` set one), which vLLM with
+        ``--enable-request-id-headers`` echoes: ``resp.request_id``."""
         return self._set("request_id", v.string("request_id", value))
 
     def priority(self: B, value: int) -> B:

@@ -19,7 +19,7 @@ from .._exceptions import (
     ResponseDecodeError,
     route_missing,
 )
-from .._observe import _Meta
+from .._observe import _Meta, _MetaView, attach
 from .._types import _dict, _int, _str
 from .._validate import string
 
@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from .._core import ClientCore, Flow
     from .._transports.base import Response
 
-__all__ = ["Model", "TokenizeResult", "Metrics", "models_flow", "health_flow", "version_flow", "tokenize_flow",
-           "detokenize_flow", "load_flow", "metrics_flow", "parse_metrics", "load_lora_flow", "unload_lora_flow"]
+__all__ = ["Model", "ModelList", "TokenizeResult", "Metrics", "models_flow", "health_flow", "version_flow",
+           "tokenize_flow", "detokenize_flow", "load_flow", "metrics_flow", "parse_metrics", "load_lora_flow", "unload_lora_flow"]
 
 
 @dataclass(slots=True)
@@ -56,6 +56,13 @@ class Model:
             parent=_str(d.get("parent")),
             raw=d,
         )
+
+
+class ModelList(list[Model], _MetaView):
+    """What ``models()`` returns: a list of ``Model`` that also carries the answer's
+    ``timing``, ``headers``, ``status_code`` and ``request_id``."""
+
+    __slots__ = ("_timing", "_headers", "_status")
 
 
 @dataclass(slots=True)
@@ -86,13 +93,13 @@ class TokenizeResult(_Meta):
 
 
 
-def models_flow(client: ClientCore) -> Flow[list[Model]]:
-    """``GET /models`` as a list of ``Model``."""
-    def parse(obj: dict[str, Any]) -> list[Model]:
+def models_flow(client: ClientCore) -> Flow[ModelList]:
+    """``GET /models`` as a list of ``Model`` (a ``ModelList``)."""
+    def parse(obj: dict[str, Any]) -> ModelList:
         data = obj.get("data")
         if not isinstance(data, list):
             raise ResponseDecodeError("models: expected a 'data' list", body=obj)
-        return [Model.from_dict(m) for m in data]
+        return ModelList(Model.from_dict(m) for m in data)
 
     return (yield from client.json_flow(client.prepare("GET", "/models"), parse, "models"))
 
@@ -182,11 +189,12 @@ def _labels(text: str) -> dict[str, str]:
     return out
 
 
-class Metrics(Mapping[str, float]):
+class Metrics(Mapping[str, float], _Meta):
     """The server's Prometheus metrics (``GET /metrics``): a mapping of each sample as written
     (``'vllm:num_requests_running{engine="0",model_name="m"}'``, or a bare name when it has no
     labels) to its value, plus ``samples`` (name, labels, value) and the vLLM gauges people read
-    most as properties (summed over engines and models; None when the server reports none)."""
+    most as properties (summed over engines and models; None when the server reports none);
+    ``timing``, ``headers``, ``status_code`` and ``request_id`` as on every response."""
 
     def __init__(self, samples: list[tuple[str, dict[str, str], float]], keys: list[str], text: str) -> None:
         self.samples = samples
@@ -259,7 +267,9 @@ def metrics_flow(client: ClientCore) -> Flow[Metrics]:
     """``GET /metrics`` at the server root, parsed."""
     req = client.prepare("GET", "/metrics", root=True, headers={"Accept": "text/plain"})
     response = yield from client.send_flow(req)
-    return parse_metrics(response.body.decode("utf-8", "replace"))
+    result = parse_metrics(response.body.decode("utf-8", "replace"))
+    attach(result, response)
+    return result
 
 
 _LORA_HINT = "start vLLM with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True and --enable-lora to load adapters at runtime"

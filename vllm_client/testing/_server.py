@@ -711,7 +711,9 @@ class FakeVllmServer(SurfaceRoutes):
         want_ids = bool(body.get("return_token_ids"))
         out_ids = tok.ids([*(scripted.reasoning or ()), *(scripted.content or ())]) if want_ids else None
         model = self._model_of(body)
-        gen = w.Gen(id=w.new_id("chatcmpl" if chat else "cmpl", headers.get("x-request-id")), model=model,
+        body_rid = body.get("request_id")  # vLLM: the X-Request-Id header's id first, else the body's
+        rid = headers.get("x-request-id") or (body_rid if isinstance(body_rid, str) and body_rid else None)
+        gen = w.Gen(id=w.new_id("chatcmpl" if chat else "cmpl", rid), model=model,
                     n=body.get("n") or 1, reply=scripted, prompt_tokens=prompt_tokens,
                     prompt_token_ids=per_prompt_ids[0] if want_ids and chat else None, token_ids=out_ids)
         options: dict[str, Any] = body["stream_options"] if isinstance(body.get("stream_options"), dict) else {}
