@@ -116,3 +116,39 @@ async def test_both_clients_stream_tricky_texts_exactly(kind: str) -> None:
         await close(kind, client)
     assert [e.text for e in events if isinstance(e, ContentDelta)] == [t for t in texts if t]
     assert events[-1].response.content == "".join(texts)
+
+
+def reasoning_chunk(text: str, key: str = "reasoning") -> bytes:
+    return b"data: " + orjson.dumps({**HEAD, "choices": [{"index": 0, "delta": {key: text}, "logprobs": None,
+                                                         "finish_reason": None, "token_ids": None}]}) + b"\n\n"
+
+
+@settings(max_examples=100, deadline=None)
+@given(thoughts=st.lists(st.text(max_size=10), min_size=1, max_size=15),
+       texts=st.lists(st.text(max_size=10), min_size=1, max_size=15),
+       key=st.sampled_from(["reasoning", "reasoning_content"]))
+def test_reasoning_then_content_streams_exactly(thoughts: list[str], texts: list[str], key: str) -> None:
+    acc = StreamAccumulator()
+    events = [e for p in [ROLE, *(reasoning_chunk(t, key) for t in thoughts), *(chunk(t) for t in texts), END]
+              for e in acc.feed(p)]
+    events += acc.finish()
+    assert [e.text for e in events if e.__class__.__name__ == "ReasoningDelta"] == [t for t in thoughts if t]
+    assert [e.text for e in events if isinstance(e, ContentDelta)] == [t for t in texts if t]
+    resp = acc.response()
+    want = "".join(thoughts)
+    assert resp.reasoning_content == (want or None)
+    assert resp.content == "".join(texts)
+    if want:
+        assert resp.raw["choices"][0]["message"][key] == want  # the server's own key kept
+
+
+def test_reasoning_and_content_taking_turns_keep_their_order() -> None:
+    parts = [("r", "Let"), ("r", " me"), ("c", "A"), ("r", " think"), ("c", "B"), ("c", "C"), ("r", "!"),
+             ("c", "D"), ("c", "E"), ("c", "F")]
+    acc = StreamAccumulator()
+    events = [e for p in [ROLE, *(reasoning_chunk(t) if k == "r" else chunk(t) for k, t in parts), END]
+              for e in acc.feed(p)]
+    got = [("r" if e.__class__.__name__ == "ReasoningDelta" else "c", e.text) for e in events
+           if hasattr(e, "text")]
+    assert got == parts
+    assert acc.response().reasoning_content == "Let me think!"

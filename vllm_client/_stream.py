@@ -181,7 +181,7 @@ class StreamAccumulator(Generic[R]):
                 continue
             tpl = self._tpl
             if tpl:  # the bytes of the last plain text chunk around another text? (see _learn)
-                prefix, suffix, start, stop, state = tpl
+                prefix, suffix, start, stop, state, reasoning = tpl
                 if len(item) >= stop and item.startswith(prefix) and item.endswith(suffix):
                     body = item[start:len(item) - stop + start]
                     if 34 not in body and 92 not in body:  # no '"' or '\\': the same string's body
@@ -191,8 +191,12 @@ class StreamAccumulator(Generic[R]):
                             text = "\0"  # not printable: parsed below, which reports it
                         if text.isprintable():  # JSON allows no control characters in strings
                             if text:
-                                state.content.append(text)
-                                out.append(ContentDelta(text, state.index))
+                                if reasoning:
+                                    state.reasoning.append(text)
+                                    out.append(ReasoningDelta(text, state.index))
+                                else:
+                                    state.content.append(text)
+                                    out.append(ContentDelta(text, state.index))
                             continue
                 else:  # another kind of chunk: learn again (a few times, then give up)
                     self._tpl = None if self._tpl_tries < 4 else False
@@ -224,25 +228,40 @@ class StreamAccumulator(Generic[R]):
                         state.content.append(content)
                         out.append(ContentDelta(content, idx))
                         if self._tpl is None:
-                            self._learn(item, content, state)
+                            self._learn(item, b'"content":', content, state, False)
                     continue
             self._on_chunk(obj, out)
+            if self._tpl is None and out and out[-1].__class__ is ReasoningDelta:
+                self._learn_reasoning(item, obj)
 
-    def _learn(self, item: bytes, content: str, state: _Choice) -> None:
-        """Note where a plain text chunk's text sits in its bytes (vLLM's chunks differ only
-        there): a later chunk with the same bytes around a plain string body (no quote,
-        backslash or control character) is the same chunk with another text, and skips
-        ``orjson.loads``. Servers whose chunks differ elsewhere (a per-chunk field) miss;
-        the template is then learned again a few times, then given up."""
+    def _learn_reasoning(self, item: bytes, obj: dict[str, Any]) -> None:
+        """``_learn`` from a chunk whose only delta was reasoning text (vLLM: ``reasoning``)."""
+        try:
+            (ch,) = obj["choices"]
+            ((key, text),) = ch["delta"].items()
+            state = self._choices[ch["index"]]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return
+        if (key == state.reasoning_key and text.__class__ is str and ch.get("finish_reason") is None
+                and not ch.get("logprobs") and not ch.get("token_ids") and obj.get("usage") is None
+                and "error" not in obj):
+            self._learn(item, b'"' + key.encode() + b'":', text, state, True)
+
+    def _learn(self, item: bytes, key: bytes, text: str, state: _Choice, reasoning: bool) -> None:
+        """Note where a plain text chunk's text (its delta's only field, ``key``) sits in its
+        bytes (vLLM's chunks differ only there): a later chunk with the same bytes around a
+        plain string body (no quote, backslash or control character) is the same chunk with
+        another text, and skips ``orjson.loads``. Servers whose chunks differ elsewhere (a
+        per-chunk field) miss; the template is then learned again a few times, then given up."""
         self._tpl_tries += 1
         self._tpl = False
-        needle = b'"content":' + orjson.dumps(content)
+        needle = key + orjson.dumps(text)
         at = item.find(needle)
         if at < 0 or item.find(needle, at + 1) >= 0:  # encoded otherwise, or not only once
             return
-        start = at + 11  # after '"content":"'
+        start = at + len(key) + 1  # after the opening quote
         end = at + len(needle) - 1  # the closing quote
-        self._tpl = (item[:start], item[end:], start, start + len(item) - end, state)
+        self._tpl = (item[:start], item[end:], start, start + len(item) - end, state, reasoning)
 
     def _on_event(self, item: bytes | SSEEvent, out: list[StreamEvent]) -> None:
         """[DONE], and named events: FastGPT's chat chunks ("answer"), errors, anything else."""
