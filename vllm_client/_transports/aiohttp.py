@@ -112,17 +112,41 @@ class _ReadWait:
 # Whether the current task's latest request went out on a pooled (reused) connection: set by
 # the connector below, read when the request fails before the answer.
 _REUSED: ContextVar[bool] = ContextVar("vllm_client_reused", default=False)
+# How long the current task's latest request waited for a free connection (the connector's
+# ``limit`` reached); None: this aiohttp does not show it.
+_QUEUED: ContextVar[float | None] = ContextVar("vllm_client_queued", default=None)
 
 
 def _connector_class(aiohttp: Any) -> Any:
-    """``aiohttp.TCPConnector`` noting, per request, whether its connection came from the pool."""
+    """``aiohttp.TCPConnector`` noting, per request, whether its connection came from the pool
+    and how long it waited for one.
 
-    class _Connector(aiohttp.TCPConnector):  # type: ignore[misc]
+    The wait is timed around ``_wait_for_available_connection``, which aiohttp (3.11 and
+    later) calls only when ``limit`` connections are busy: nothing is added to a request that
+    does not wait but a context variable set to 0.0. An ``aiohttp.TraceConfig`` with
+    ``on_connection_queued_start/end`` would tell the same through the public API, but a
+    session with a trace config runs every trace signal of every request (about 20k
+    instructions a request, 3 % of a whole request; ``benchmarks/instructions.py``).
+    """
+    base = aiohttp.TCPConnector
+    timed = hasattr(base, "_wait_for_available_connection")
+
+    class _Connector(base):  # type: ignore[misc,valid-type]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._used: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that carried a request
 
+        if timed:
+            async def _wait_for_available_connection(self, key: Any, traces: Any) -> None:
+                start = perf_counter()
+                try:
+                    await super()._wait_for_available_connection(key, traces)
+                finally:
+                    _QUEUED.set(perf_counter() - start)
+
         async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
+            if timed:
+                _QUEUED.set(0.0)
             conn = await super().connect(req, traces, timeout)
             proto = conn.protocol
             used = self._used
@@ -137,7 +161,12 @@ def _connector_class(aiohttp: Any) -> Any:
 
 
 class AiohttpTransport:
-    """The async transport: one ``aiohttp.ClientSession``, created in the loop that first uses it."""
+    """The async transport: one ``aiohttp.ClientSession``, created in the loop that first uses it.
+
+    ``AiohttpTransport(limit=256)``: at most ``limit`` connections at once (0: no limit); a
+    request beyond them waits for a free one (``timing.queued``; the wait counts in its read
+    timeout).
+    """
 
     def __init__(self, *, limit: int = 256) -> None:
         import aiohttp
@@ -202,6 +231,7 @@ class AiohttpTransport:
                 e.stale_connection = True  # a pooled connection the server had closed: resent once
             raise
         received = perf_counter()
+        queued = _QUEUED.get()
         headers = resp.headers
         if request.stream and resp.status < 400:
             def close() -> None:
@@ -211,7 +241,7 @@ class AiohttpTransport:
                     resp.close()
 
             return Response(resp.status, headers, url=url, achunks=self._iter(resp, url, wait), close=close,
-                            received_at=received)
+                            received_at=received, queued=queued)
         # The read timeout is the longest gap between two pieces of the body, as for a stream
         # (and the sync transport): a body trickled slowly, but never silent that long, is read.
         content = resp.content
@@ -227,7 +257,7 @@ class AiohttpTransport:
         finally:
             resp.release()
         return Response(resp.status, headers, pieces[0] if len(pieces) == 1 else b"".join(pieces), url=url,
-                        received_at=received)
+                        received_at=received, queued=queued)
 
     async def _iter(self, resp: Any, url: str, wait: _ReadWait) -> AsyncIterator[bytes]:
         # Whatever has arrived, but at most 64 KiB at a time: when the client falls behind,
