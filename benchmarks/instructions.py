@@ -152,7 +152,7 @@ def sync_requests(kind: str, n: int) -> None:
                 parts.append(orjson.loads(r.content)["choices"][0]["message"]["content"])
             del r  # (its socket file would keep the last connection open)
     else:
-        transport = RequestsTransport(pool_block=kind == "ours-block")
+        transport = RequestsTransport(pool_block=True) if kind == "ours-block" else RequestsTransport()
         with VllmClient(url, transport=transport) as client:
             for _ in range(n):
                 parts.append(client.chat.completions().create().model(MODEL).messages(MESSAGES).send().content)
