@@ -112,22 +112,21 @@ class _ReadWait:
 # Whether the current task's latest request went out on a pooled (reused) connection: set by
 # the connector below, read when the request fails before the answer.
 _REUSED: ContextVar[bool] = ContextVar("vllm_client_reused", default=False)
-# How long the current task's latest request waited for a free connection (the connector's
-# ``limit`` reached); None: this aiohttp does not show it.
-_QUEUED: ContextVar[float | None] = ContextVar("vllm_client_queued", default=None)
 
 
 def _connector_class(aiohttp: Any) -> Any:
     """``aiohttp.TCPConnector`` noting, per request, whether its connection came from the pool
-    and how long it waited for one.
+    and how long it waited for one (``waited``).
 
     The wait is timed around ``_wait_for_available_connection``, which aiohttp (3.11 and
-    later) calls only when ``limit`` connections are busy: nothing is added to a request that
-    does not wait but a context variable set to 0.0. An ``aiohttp.TraceConfig`` with
-    ``on_connection_queued_start/end`` would tell the same through the public API, but a
-    session with a trace config sends every trace signal of every request: measured 83k
-    instructions a request more, 11 % of a whole request (``benchmarks/instructions.py``,
-    "async request vllm_client").
+    later) calls only when ``limit`` connections are busy, and noted in ``waited`` (task ->
+    seconds) for ``asend`` to take: a request that does not wait pays one look at an empty
+    dict (a context variable set to 0.0 on every request measured 4k instructions, 0.5 % of a
+    request). An ``aiohttp.TraceConfig`` with ``on_connection_queued_start/end`` would tell the
+    same through the public API, but a session with a trace config sends every trace signal of
+    every request: measured 83k instructions a request more, 11 % of a whole request
+    (``benchmarks/instructions.py``, "async request vllm_client"). ``waited`` is None on an
+    aiohttp without that method (``timing.queued`` is then None).
     """
     base = aiohttp.TCPConnector
     timed = hasattr(base, "_wait_for_available_connection")
@@ -136,6 +135,7 @@ def _connector_class(aiohttp: Any) -> Any:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self._used: weakref.WeakSet[Any] = weakref.WeakSet()  # connections that carried a request
+            self.waited: dict[Any, float] | None = {} if timed else None
 
         if timed:
             async def _wait_for_available_connection(self, key: Any, traces: Any) -> None:
@@ -143,11 +143,9 @@ def _connector_class(aiohttp: Any) -> Any:
                 try:
                     await super()._wait_for_available_connection(key, traces)
                 finally:
-                    _QUEUED.set(perf_counter() - start)
+                    self.waited[asyncio.current_task()] = perf_counter() - start  # type: ignore[index]
 
         async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
-            if timed:
-                _QUEUED.set(0.0)
             conn = await super().connect(req, traces, timeout)
             proto = conn.protocol
             used = self._used
@@ -182,6 +180,8 @@ class AiohttpTransport:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: _ReadDeadlines | None = None
         self._timeouts: dict[Any, Any] = {}  # Timeout -> aiohttp.ClientTimeout
+        self._waited: dict[Any, float] = {}  # the connector's: task -> seconds it waited for a connection
+        self._no_wait: float | None = None  # timing.queued of a request that did not wait (None: unknown)
 
     def _get_session(self) -> tuple[Any, _ReadDeadlines]:
         loop = asyncio.get_running_loop()
@@ -196,6 +196,8 @@ class AiohttpTransport:
                 trust_env=bool(getproxies()),
                 auto_decompress=True,
             )
+            waited = self._session.connector.waited
+            self._waited, self._no_wait = (waited, 0.0) if waited is not None else ({}, None)
             self._loop = loop
             self._deadlines = _ReadDeadlines(loop)
         elif self._loop is not loop:
@@ -231,8 +233,10 @@ class AiohttpTransport:
                     and not isinstance(cause, self._aiohttp.ClientConnectorError)):
                 e.stale_connection = True  # a pooled connection the server had closed: resent once
             raise
+        finally:
+            waited = self._waited
+            queued = waited.pop(asyncio.current_task(), 0.0) if waited else self._no_wait
         received = perf_counter()
-        queued = _QUEUED.get()
         headers = resp.headers
         if request.stream and resp.status < 400:
             def close() -> None:
