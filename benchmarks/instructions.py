@@ -14,6 +14,9 @@ start-up and imports cancelled out. Scenarios (pure Python, fed from memory):
   vLLM-shaped body, and its ``.content`` read from the ``ChatCompletionResponse`` (the SDK's
   own work per request; ``orjson.loads`` of that body and the content look-up alone is the
   bare loop's share).
+- ``sync request``: real HTTP over 127.0.0.1, one request at a time, the benchmark server
+  in a thread: a bare ``requests`` + ``orjson`` loop against ``VllmClient.send()`` (and with
+  ``RequestsTransport(pool_block=True)``, whose pool times the wait for a connection).
 - ``async request``: real HTTP over 127.0.0.1 at concurrency 64, with the benchmark server
   (``_server.handle``) running in the same event loop, so that the count includes aiohttp and
   the server's share (the same in both rows): a bare ``aiohttp`` + ``orjson`` loop against
@@ -124,6 +127,48 @@ def async_requests(ours: bool, n: int) -> None:
     asyncio.run(main())
 
 
+def sync_requests(kind: str, n: int) -> None:
+    """``kind``: "bare" (requests + orjson), "ours" (``VllmClient``), "ours-block" (its transport
+    with ``pool_block=True``). One thread sends, the benchmark server runs in another."""
+    import asyncio
+    import threading
+
+    import orjson
+    import requests
+
+    from vllm_client import RequestsTransport, VllmClient
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024))
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    parts = []
+    if kind == "bare":
+        with requests.Session() as s:
+            for _ in range(n):
+                r = s.post(f"{url}/chat/completions", headers={"content-type": "application/json"},
+                           data=orjson.dumps({"model": MODEL, "messages": MESSAGES}))
+                parts.append(orjson.loads(r.content)["choices"][0]["message"]["content"])
+            del r  # (its socket file would keep the last connection open)
+    else:
+        transport = RequestsTransport(pool_block=True) if kind == "ours-block" else RequestsTransport()
+        with VllmClient(url, transport=transport) as client:
+            for _ in range(n):
+                parts.append(client.chat.completions().create().model(MODEL).messages(MESSAGES).send().content)
+    assert "".join(parts) == NONSTREAM_TEXT * n
+
+    async def stop() -> None:
+        server.close()
+        handlers = asyncio.all_tasks() - {asyncio.current_task()}
+        if handlers:  # they see their connections closed
+            await asyncio.wait(handlers, timeout=5)
+        loop.stop()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop)
+    thread.join()
+
+
 def noop(n: int) -> None:
     for _ in range(n):
         pass
@@ -138,6 +183,10 @@ SCENARIOS: dict[str, tuple[Callable[[int], None], int, str]] = {
     "request vllm_client (build, send, parse)": (ours_request, 1000, "request"),
     "async request aiohttp + orjson (+ in-loop server)": (lambda n: async_requests(False, n), 500, "request"),
     "async request vllm_client (+ in-loop server)": (lambda n: async_requests(True, n), 500, "request"),
+    "sync request requests + orjson (+ server thread)": (lambda n: sync_requests("bare", n), 300, "request"),
+    "sync request vllm_client (+ server thread)": (lambda n: sync_requests("ours", n), 300, "request"),
+    "sync request vllm_client, pool_block=True (+ server thread)":
+        (lambda n: sync_requests("ours-block", n), 300, "request"),
 }
 
 

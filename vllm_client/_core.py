@@ -256,7 +256,7 @@ class ClientCore:
                 now = perf_counter()
                 stream = request.stream and response.status < 400
                 timing = response.timing = Timing(start, response.received_at or now, None if stream else now,
-                                                  attempt)
+                                                  attempt, response.queued)
                 if replica is not None and replicas is not None:
                     if stream:
                         _release_on_close(response, replicas, replica)  # a stream stays on its replica

@@ -92,8 +92,12 @@ class Timing:
       (completion_tokens - 1)``, as ``vllm bench serve`` counts it;
     - ``output_tokens_per_second`` (with usage): ``completion_tokens / total`` (None when no
       token was generated: embeddings, rerank, ...);
-    - ``retries``: attempts beyond the first; ``queued``: time waiting for a pooled
-      connection where the HTTP library shows it (None otherwise).
+    - ``retries``: attempts beyond the first;
+    - ``queued``: how long the attempt that answered waited for a free pooled connection
+      (0.0 when it did not wait), None when the transport cannot tell. ``AiohttpTransport``
+      waits when ``limit`` connections are busy; ``RequestsTransport`` only with
+      ``pool_block=True`` (otherwise it opens another connection: always 0.0), and None with
+      a session of your own; a transport of your own sets ``Response.queued``.
 
     Token rates come only from the usage the server reported, never from chunk counts.
     """
@@ -101,12 +105,12 @@ class Timing:
     __slots__ = ("_start", "_first_byte", "_end", "retries", "queued", "_marks", "_usage", "_span")
 
     def __init__(self, start: float, first_byte: float | None = None, end: float | None = None,
-                 retries: int = 0) -> None:
+                 retries: int = 0, queued: float | None = None) -> None:
         self._start = start
         self._first_byte = first_byte
         self._end = end
         self.retries = retries
-        self.queued: float | None = None
+        self.queued = queued
         self._marks: list[float] | None = None  # streams: when each token-bearing event was read
         self._usage: Any = None  # the usage dict (or Usage) the server reported
         self._span: Any = None  # the OpenTelemetry span recorder, when instrumented

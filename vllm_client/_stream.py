@@ -593,7 +593,7 @@ class _StreamBase(Generic[R]):
         timing = response.timing
         if timing is None:  # a stream made from a Response by hand (not by a client)
             now = perf_counter()
-            timing = response.timing = Timing(now, response.received_at or now)
+            timing = response.timing = Timing(now, response.received_at or now, queued=response.queued)
         timing._marks = accumulator.marks
         self.timing: Timing = timing
         self._span: Any = timing._span

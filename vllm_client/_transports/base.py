@@ -50,10 +50,14 @@ class Response:
     """An HTTP answer. ``body`` is complete unless this is an open stream.
 
     ``received_at``: ``time.perf_counter()`` when the headers arrived, for timings (a
-    transport that does not set it gets the time it returned instead).
+    transport that does not set it gets the time it returned instead). ``queued``: seconds
+    the request waited for a free pooled connection, 0.0 when it did not wait, None when the
+    transport cannot tell (the default: a transport of your own may set it); it becomes
+    ``timing.queued``.
     """
 
-    __slots__ = ("status", "headers", "body", "url", "received_at", "timing", "_chunks", "_achunks", "_close")
+    __slots__ = ("status", "headers", "body", "url", "received_at", "queued", "timing", "_chunks", "_achunks",
+                 "_close")
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class Response:
         achunks: AsyncIterator[bytes] | None = None,
         close: Callable[[], Any] | None = None,
         received_at: float | None = None,
+        queued: float | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -73,6 +78,7 @@ class Response:
         self.url = url
         # ``time.perf_counter()`` when the headers arrived (the transport stamps it; None: unknown)
         self.received_at = received_at
+        self.queued = queued  # seconds waited for a free pooled connection (None: unknown)
         self.timing: Any = None  # the request's Timing, set by the client
         self._chunks = chunks
         self._achunks = achunks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -15,14 +16,38 @@ from .base import MapErrors, PreparedRequest, Response
 __all__ = ["RequestsTransport"]
 
 
-_local = threading.local()  # .reused: whether this thread's latest request took a pooled connection
+# This thread's latest request: .reused, whether it took a pooled connection; with
+# pool_block=True, .wait, the longest it may wait for a free connection, and .queued, how long it did.
+_local = threading.local()
 
 
-def _pool_classes() -> dict[str, Any]:
-    """urllib3 pools noting, per request, whether its connection came from the pool alive."""
+class _TimedQueue(queue.LifoQueue):  # type: ignore[type-arg]
+    """A blocking pool's queue of connections: times a ``get`` that has to wait (until another
+    thread puts its connection back), for ``timing.queued``, and bounds it by the request's
+    read timeout (urllib3's own bound, ``pool_timeout``, is not set by requests: no limit)."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        try:
+            return super().get(False)
+        except queue.Empty:
+            if not block:
+                raise
+        start = perf_counter()
+        try:
+            return super().get(True, getattr(_local, "wait", None) if timeout is None else timeout)
+        finally:
+            _local.queued = perf_counter() - start
+
+
+def _pool_classes(block: bool) -> dict[str, Any]:
+    """urllib3 pools noting, per request, whether its connection came from the pool alive
+    (and, when they block, how long the request waited for one)."""
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     class _Reuse:
+        if block:
+            QueueCls = _TimedQueue
+
         def _get_conn(self, timeout: float | None = None) -> Any:
             conn = super()._get_conn(timeout)  # type: ignore[misc]
             _local.reused = getattr(conn, "sock", None) is not None  # (a dropped one is closed by now)
@@ -57,26 +82,35 @@ def _closed_unanswered(e: BaseException | None) -> bool:
 class RequestsTransport:
     """The sync transport: one ``requests.Session`` (a keep-alive connection pool).
 
-    ``RequestsTransport(pool_maxsize=64, session=None)``: pass your own session for
-    proxies, TLS client certificates or custom adapters.
+    ``RequestsTransport(pool_maxsize=64, pool_block=False, session=None)``: ``pool_maxsize``
+    connections are kept per host; with ``pool_block=True`` no more are opened, and a thread
+    beyond them waits for a free one (``timing.queued``; the wait counts in its read timeout);
+    without, it opens another (``timing.queued`` is 0.0). Pass your own session for proxies,
+    TLS client certificates or custom adapters (``timing.queued`` is then None).
     """
 
-    def __init__(self, *, pool_maxsize: int = 64, session: Any = None) -> None:
+    def __init__(self, *, pool_maxsize: int = 64, pool_block: bool = False, session: Any = None) -> None:
         import requests
         import urllib3.exceptions as ue
         from requests.adapters import HTTPAdapter
 
+        # timing.queued: measured (a blocking pool), 0.0 (a pool that never waits), None (not our pool)
+        self._block = pool_block and session is None
+        self._queued: float | None = None if session is not None else 0.0
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0)
-            adapter.poolmanager.pool_classes_by_scheme = _pool_classes()  # (its own dict: not the module's)
+            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0,
+                                  pool_block=pool_block)
+            # (its own dict: not the module's)
+            adapter.poolmanager.pool_classes_by_scheme = _pool_classes(pool_block)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             session.trust_env = True
         self.session = session
         rq = requests.exceptions
-        # The library's exceptions, as MapErrors maps them: while connecting, and while reading.
-        self._connect_errors = ((rq.Timeout,), (rq.RequestException,))
+        # The library's exceptions, as MapErrors maps them: while connecting (a blocking pool
+        # with no free connection within the read timeout: EmptyPoolError), and while reading.
+        self._connect_errors = ((rq.Timeout, ue.EmptyPoolError), (rq.RequestException,))
         self._read_errors = ((ue.ReadTimeoutError, rq.Timeout, TimeoutError),
                              (ue.HTTPError, rq.RequestException, OSError))
 
@@ -89,6 +123,10 @@ class RequestsTransport:
             read = t.total if read is None else min(read, t.total)
         connect = t.connect if t.total is None or t.connect is None else min(t.connect, t.total)
         _local.reused = False
+        block = self._block
+        if block:
+            _local.queued = 0.0
+            _local.wait = read
         try:
             with MapErrors(request.url, "connect", *self._connect_errors):
                 r = self.session.request(
@@ -105,17 +143,18 @@ class RequestsTransport:
                 e.stale_connection = True  # a pooled connection the server had closed: resent once
             raise
         received = perf_counter()
+        queued = _local.queued if block else self._queued
         headers = r.headers
         if request.stream and r.status_code < 400:
             return Response(
                 r.status_code, headers, url=request.url,
-                chunks=self._iter(r, request.url, deadline), close=r.close, received_at=received,
+                chunks=self._iter(r, request.url, deadline), close=r.close, received_at=received, queued=queued,
             )
         try:
             body = b"".join(self._iter(r, request.url, deadline))
         finally:
             r.close()
-        return Response(r.status_code, headers, body, url=request.url, received_at=received)
+        return Response(r.status_code, headers, body, url=request.url, received_at=received, queued=queued)
 
     def _iter(self, r: Any, url: str, deadline: float | None) -> Iterator[bytes]:
         raw = r.raw
