@@ -91,3 +91,18 @@ def stream_reply(text: str | list[str], cut: bool = False, *, finish: str = "sto
         chunks.append(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"%s"}]}\n\ndata: [DONE]\n\n'
                       % finish.encode())
     return MockResponse(body=chunks)
+
+
+def recording_hooks(kind: str) -> tuple[list[Any], dict[str, list[Any]]]:
+    """Event hooks that record every ``RequestInfo`` / ``ResponseInfo`` in one list (in order):
+    plain functions for sync, async ones (which yield to the loop, so they must be awaited)
+    for async. Returns (the list, the ``event_hooks`` dict)."""
+    seen: list[Any] = []
+    if kind == "sync":
+        return seen, {"request": [seen.append], "response": [seen.append]}
+
+    async def record(info: Any) -> None:
+        await asyncio.sleep(0)
+        seen.append(info)
+
+    return seen, {"request": [record], "response": [record]}

@@ -15,39 +15,28 @@ from typing import Any
 import pytest
 
 from vllm_client import (
-    AsyncVllmClient,
     BadRequestError,
     Done,
     InvalidRequestError,
-    RequestInfo,
-    ResponseInfo,
     StreamError,
     Timing,
     VllmClient,
 )
 from vllm_client.testing import FakeVllmServer
 
+from ._both import CLIENTS, call, make, recording_hooks
+from ._both import close as _close
 from ._otel import instrumented, points
-
-CLIENTS = ["sync", "async"]
 
 
 def _client(kind: str, *args: Any, **kw: Any) -> Any:
+    """A client of that kind that does not retry unless asked."""
     kw.setdefault("max_retries", 0)
-    return VllmClient(*args, **kw) if kind == "sync" else AsyncVllmClient(*args, **kw)
-
-
-async def _close(kind: str, client: Any) -> None:
-    if kind == "sync":
-        client.close()
-    else:
-        await client.aclose()
+    return make(kind, *args, **kw)
 
 
 async def _send(kind: str, builder: Any) -> Any:
-    if kind == "sync":
-        return await asyncio.to_thread(builder.send)
-    return await builder.send()
+    return await call(kind, builder, "send")
 
 
 async def _stream(kind: str, builder: Any, stop_after: int | None = None) -> tuple[Any, list[Any]]:
@@ -227,18 +216,7 @@ def _credentials(url: str) -> str:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_hooks_once_per_attempt_with_credentials_removed(kind: str) -> None:
-    seen: list[Any] = []
-    if kind == "sync":
-        hooks: dict[str, list[Any]] = {"request": [seen.append], "response": [seen.append]}
-    else:
-        async def on_request(info: RequestInfo) -> None:
-            await asyncio.sleep(0)
-            seen.append(info)
-
-        async def on_response(info: ResponseInfo) -> None:
-            seen.append(info)
-
-        hooks = {"request": [on_request], "response": [on_response]}
+    seen, hooks = recording_hooks(kind)
     with FakeVllmServer() as server:
         server.fail(503, retry_after=0)
         client = _client(kind, _credentials(server.url), api_key="sk-secret", max_retries=2,

@@ -17,7 +17,7 @@ import pytest
 from vllm_client import ContentDelta, Done, RequestInfo, ResponseInfo, Timing
 from vllm_client.testing import FakeVllmServer
 
-from ._both import CLIENTS, call, close, drain, make
+from ._both import CLIENTS, call, close, drain, make, recording_hooks
 
 DELAY = 0.15  # the server waits this long before the answer's headers (second attempt)
 TRICKLE = 0.05  # and this long between the SSE events of a stream
@@ -276,13 +276,7 @@ HOOKED: dict[str, tuple[str, Callable[[Any, str], Any], bytes]] = {  # name -> (
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_hooks_once_per_attempt_on_pooling_endpoints(kind: str, name: str) -> None:
     path, builder, needle = HOOKED[name]
-    seen: list[Any] = []
-    if kind == "sync":
-        hooks: dict[str, list[Any]] = {"request": [seen.append], "response": [seen.append]}
-    else:
-        async def record(info: Any) -> None:
-            seen.append(info)
-        hooks = {"request": [record], "response": [record]}
+    seen, hooks = recording_hooks(kind)
     with _server() as server:
         c = make(kind, server.url, max_retries=2, api_key="sk-secret", event_hooks=hooks)
         try:

@@ -22,7 +22,7 @@ import pytest
 
 from vllm_client import ContentDelta, Done, RequestInfo, ResponseInfo, Timing
 
-from .._both import CLIENTS, call, close, drain, make
+from .._both import CLIENTS, call, close, drain, make, recording_hooks
 
 if TYPE_CHECKING:
     from .conftest import Target
@@ -109,13 +109,7 @@ async def test_real_stream_timing_and_request_id(kind: str, real_server: Target)
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_real_hooks_see_the_request_and_the_answer(kind: str, real_server: Target) -> None:
-    seen: list[Any] = []
-    if kind == "sync":
-        hooks: dict[str, list[Any]] = {"request": [seen.append], "response": [seen.append]}
-    else:
-        async def record(info: Any) -> None:
-            seen.append(info)
-        hooks = {"request": [record], "response": [record]}
+    seen, hooks = recording_hooks(kind)
     c = _client(kind, real_server, api_key="sk-itest-secret", event_hooks=hooks)
     try:
         resp = await call(kind, _chat(c, 4).request_id(f"obs-{kind}-hook"), "send")
