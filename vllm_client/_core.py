@@ -39,6 +39,7 @@ from ._exceptions import (
     route_missing,
 )
 from ._observe import (
+    _DEBUG,
     HookCall,
     ResponseInfo,
     Timing,
@@ -58,7 +59,6 @@ from ._urls import redact_url, server_root
 from ._validate import check_finite, integer
 
 T = TypeVar("T")
-_DEBUG = 10  # logging.DEBUG
 Flow = Generator["PreparedRequest | float | HookCall", Any, T]
 
 

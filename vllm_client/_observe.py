@@ -45,9 +45,6 @@ def get_logger() -> Any:
     return _logger
 
 
-def debug_enabled() -> bool:
-    """Whether DEBUG records of the ``vllm_client`` logger go anywhere."""
-    return bool(get_logger().isEnabledFor(_DEBUG))
 BODY_PREVIEW = 2000  # characters of a body logged with VLLM_CLIENT_LOG_BODIES=1
 # Headers a hook never sees (credentials).
 _SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})

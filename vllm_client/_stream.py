@@ -210,7 +210,8 @@ class StreamAccumulator(Generic[R]):
             # Only look-ups here; any miss (a missing key, another type, an unknown choice)
             # means "not such a chunk" and _on_chunk, which handles every chunk, takes it.
             # (A measured repeat: _on_chunk's "plain text delta" branch does the same for the
-            # chunks this one passes by; change both together.)
+            # chunks this one passes by, and _learn_reasoning checks the same "nothing but the
+            # text" conditions for reasoning chunks; change them together.)
             try:
                 (ch,) = obj["choices"]
                 delta = ch["delta"]
