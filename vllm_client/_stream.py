@@ -125,6 +125,7 @@ class StreamAccumulator(Generic[R]):
         self._usage: Any = None
         self._first = True
         self.done = False  # [DONE] seen
+        self.ended = False  # the server said the stream is over (a plain [DONE]): nothing after is read
         self.server_events: list[ServerEvent] = []
         self._final: Any = None  # the response, once the stream has finished
         self._output = output
@@ -267,7 +268,7 @@ class StreamAccumulator(Generic[R]):
     def _on_event(self, item: bytes | SSEEvent, out: list[StreamEvent]) -> None:
         """[DONE], and named events: FastGPT's chat chunks ("answer"), errors, anything else."""
         if item.__class__ is bytes:
-            self.done = True  # [DONE]
+            self.done = self.ended = True  # [DONE]
             return
         assert isinstance(item, SSEEvent)
         name, data = item.event, item.data
@@ -660,6 +661,9 @@ class ChatStream(_StreamBase[R]):
                     events = acc.feed(piece, clock())
                     if events:
                         yield from events
+                    if acc.ended:  # [DONE]: nothing more is read, whatever the server does next
+                        self._response.finish()
+                        break
             except APIConnectionError as e:
                 raise acc.connection_error(e) from e
             closing = acc.finish()
@@ -724,6 +728,11 @@ class AsyncChatStream(_StreamBase[R]):
                     events = acc.feed(piece, clock())
                     for ev in events:
                         yield ev
+                    if acc.ended:  # [DONE]: nothing more is read, whatever the server does next
+                        r = self._response.finish()
+                        if r is not None:
+                            await r
+                        break
             except APIConnectionError as e:
                 raise acc.connection_error(e) from e
             closing = acc.finish()

@@ -374,7 +374,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
             if response.__class__ is dict:
                 if name in _ENDS:
                     self._end = response
-                    self.done = True
+                    self.done = self.ended = True
                     for i in sorted(self._tools):
                         self._complete_tool(i, out)
                     return

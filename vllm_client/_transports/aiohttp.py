@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import weakref
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
@@ -16,7 +17,7 @@ from typing import Any
 
 from .._exceptions import APIConnectionError, APITimeoutError, VllmError
 from .._urls import redact_url
-from .base import MapErrors, PreparedRequest, Response
+from .base import DONE_GRACE, STALE_WINDOW, MapErrors, PreparedRequest, Response
 
 __all__ = ["AiohttpTransport"]
 
@@ -182,10 +183,24 @@ class AiohttpTransport:
         self._timeouts: dict[Any, Any] = {}  # Timeout -> aiohttp.ClientTimeout
         self._waited: dict[Any, float] = {}  # the connector's: task -> seconds it waited for a connection
         self._no_wait: float | None = None  # timing.queued of a request that did not wait (None: unknown)
+        self._open: set[Any] = set()  # open streams' responses, woken by aclose()
+        self._closed = False
+        _TRANSPORTS.add(self)
+
+    def _forget_session(self) -> None:
+        """After fork(), in the child: the session, its loop and its connections are the
+        parent's; the next request makes a new session (the old one is kept, unclosed: closing
+        it would touch the parent's connections)."""
+        if self._session is not None:
+            _FORKED.append(self._session)
+        self._session = self._loop = self._deadlines = None
+        self._open = set()
 
     def _get_session(self) -> tuple[Any, _ReadDeadlines]:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed:
+            if self._closed:
+                raise _closed_error()
             aiohttp = self._aiohttp
             from urllib.request import getproxies
 
@@ -222,16 +237,22 @@ class AiohttpTransport:
             timeout = self._timeouts[t] = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect)
         url = request.url
         wait = deadlines.wait(t.read, url)
+        start = perf_counter()
         try:
             with MapErrors(url, "connect", *self._errors), wait:
                 resp = await session.request(
                     request.method, url, data=request.body, headers=request.headers, timeout=timeout,
                 )
         except APIConnectionError as e:
+            if self._closed:
+                raise _closed_error(url) from None
             cause = e.__context__  # (MapErrors raises from None: the cause stays the context)
-            if (_REUSED.get() and isinstance(cause, self._unanswered)
-                    and not isinstance(cause, self._aiohttp.ClientConnectorError)):
-                e.stale_connection = True  # a pooled connection the server had closed: resent once
+            # (the time since the request started: its writing included, so a long upload is
+            # never taken for an instant failure)
+            if (_REUSED.get() and not isinstance(e, APITimeoutError) and isinstance(cause, self._unanswered)
+                    and not isinstance(cause, self._aiohttp.ClientConnectorError)
+                    and perf_counter() - start <= STALE_WINDOW):
+                e.stale_connection = True  # the server cannot have seen it: resent once at once
             raise
         finally:
             waited = self._waited
@@ -239,14 +260,22 @@ class AiohttpTransport:
         received = perf_counter()
         headers = resp.headers
         if request.stream and resp.status < 400:
+            opened = self._open
+            opened.add(resp)
+
             def close() -> None:
+                opened.discard(resp)
                 if resp.content.is_eof():
                     resp.release()
                 else:
                     resp.close()
 
+            async def finish() -> None:
+                opened.discard(resp)
+                await _finish(resp, deadlines, url)
+
             return Response(resp.status, headers, url=url, achunks=self._iter(resp, url, wait), close=close,
-                            received_at=received, queued=queued)
+                            received_at=received, queued=queued, finish=finish)
         # The read timeout is the longest gap between two pieces of the body, as for a stream
         # (and the sync transport): a body trickled slowly, but never silent that long, is read.
         content = resp.content
@@ -279,7 +308,52 @@ class AiohttpTransport:
                 yield piece
 
     async def aclose(self) -> None:
-        """Close the session and its connections."""
+        """Close the session and its connections; wake every stream still reading (it ends with
+        a ``StreamError`` saying the client was closed). A request after this raises ``VllmError``."""
+        self._closed = True
+        for resp in list(self._open):
+            url = redact_url(str(resp.url))
+            resp.content.set_exception(APIConnectionError(f"client closed while reading from {url}"))
+        self._open.clear()
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+async def _finish(resp: Any, deadlines: _ReadDeadlines, url: str) -> None:
+    """After ``[DONE]``: read the end of the body if it comes within ``DONE_GRACE`` (then the
+    connection goes back to the pool), else close the connection."""
+    content = resp.content
+    try:
+        left = 65536
+        with deadlines.wait(DONE_GRACE, url):
+            while not content.at_eof() and left > 0:
+                data = await content.readany()
+                if not data:
+                    break
+                left -= len(data)
+    except Exception:
+        pass
+    if content.at_eof():
+        resp.release()
+    else:
+        resp.close()
+
+
+def _closed_error(url: str | None = None) -> VllmError:
+    e = VllmError("client closed: this client's connections are closed; make a new client")
+    e.url = url
+    return e
+
+
+_TRANSPORTS: weakref.WeakSet[AiohttpTransport] = weakref.WeakSet()
+_FORKED: list[Any] = []  # sessions inherited from the parent process: never used, never closed
+
+
+def _after_fork() -> None:
+    for t in list(_TRANSPORTS):
+        t._forget_session()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)

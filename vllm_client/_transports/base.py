@@ -21,6 +21,18 @@ from .._urls import redact_url
 
 __all__ = ["PreparedRequest", "Response", "SyncTransport", "AsyncTransport", "MapErrors"]
 
+# The resend-once rule: a request on a reused keep-alive connection that failed before any
+# byte of an answer is resent at once only if it failed while being written, or within this
+# many seconds after it was written (the server had closed the idle connection as the request
+# went out: its close reaches us within a network delay). Later, the server may have started
+# on it: it is not resent (only retried as max_retries says).
+STALE_WINDOW = 0.25
+
+# After a stream's ``[DONE]``, how long the end of the body is waited for (normally it is
+# already here): then the connection goes back to the pool; a server that keeps it open, or
+# keeps sending, has it closed.
+DONE_GRACE = 0.1
+
 
 @dataclass(slots=True)
 class PreparedRequest:
@@ -57,7 +69,7 @@ class Response:
     """
 
     __slots__ = ("status", "headers", "body", "url", "received_at", "queued", "timing", "_chunks", "_achunks",
-                 "_close")
+                 "_close", "_finish")
 
     def __init__(
         self,
@@ -71,6 +83,7 @@ class Response:
         close: Callable[[], Any] | None = None,
         received_at: float | None = None,
         queued: float | None = None,
+        finish: Callable[[], Any] | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -83,6 +96,7 @@ class Response:
         self._chunks = chunks
         self._achunks = achunks
         self._close = close
+        self._finish = finish
 
     def iter_bytes(self) -> Iterator[bytes]:
         """The body of a streamed answer, piece by piece as it arrives."""
@@ -100,6 +114,15 @@ class Response:
         """Release the connection (returns an awaitable for async transports)."""
         close, self._close = self._close, None
         return close() if close is not None else None
+
+    def finish(self) -> Any:
+        """The reader has all it wants (the stream's ``[DONE]``): keep the connection if the
+        body ends at once, else close it (``close()`` is still to be called after). Returns an
+        awaitable for async transports; a transport without ``finish`` closes instead."""
+        finish, self._finish = self._finish, None
+        if finish is not None:
+            return finish()
+        return self.close()
 
 
 async def _aiter_once(body: bytes) -> AsyncIterator[bytes]:
