@@ -397,9 +397,13 @@ def sync_batch_iter(client: Any, requests: Iterable[Any], *, concurrency: int, p
     results: queue.Queue[Any] = queue.Queue(maxsize=max(1, concurrency) if isinstance(concurrency, int) else 1)
     stop = threading.Event()
     done = object()
+    running: list[Any] = []  # (loop, task) of the worker, to cancel it when the consumer leaves
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        running.append((loop, asyncio.current_task()))
+        if stop.is_set():
+            return
         try:
             async with _async_twin(client) as twin:
                 it = iter_batch(twin, requests, concurrency=concurrency,
@@ -430,7 +434,12 @@ def sync_batch_iter(client: Any, requests: Iterable[Any], *, concurrency: int, p
                     raise item
                 yield item
         finally:
-            stop.set()
-            worker.join(timeout=30)
+            stop.set()  # the consumer left (break, an exception, or the end): cancel what is in flight
+            for loop, task in running:
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:  # (the loop has finished already)
+                    pass
+            worker.join(timeout=5)
 
     return gen()

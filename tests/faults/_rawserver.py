@@ -195,3 +195,48 @@ def hanging_listener() -> Iterator[str]:
         for s in fillers:
             s.close()
         lsock.close()
+
+
+# -- hostile servers (wire faults: framing, trickles, interim heads, kept-open streams) ---------------
+
+def trickle(conn: Conn, data: bytes, step: int = 2, every: float = 1.0, stop: threading.Event | None = None) -> None:
+    """Send ``data`` ``step`` bytes at a time, one piece every ``every`` seconds, until done or
+    the client has gone (or ``stop`` is set)."""
+    for i in range(0, len(data), step):
+        if stop is not None and stop.is_set():
+            return
+        conn.send(data[i:i + step])
+        time.sleep(every)
+
+
+def gzip_bytes(data: bytes, coding: str = "gzip") -> bytes:
+    import gzip
+    import zlib
+
+    if coding == "gzip":
+        return gzip.compress(data)
+    return zlib.compress(data)  # deflate (zlib-wrapped, as RFC 9110 says)
+
+
+def serve_encoded(coding: str = "gzip", *, chunked: bool = False) -> Handler:
+    """Answer a chat completion or a stream compressed with ``coding``, framed by Content-Length
+    (Starlette's GZipMiddleware, a buffering gateway) or chunked (nginx)."""
+    def handler(conn: Conn) -> None:
+        while (req := conn.read_request()) is not None:
+            stream = b'"stream":true' in req[3]
+            if stream:
+                body = sse("o") + sse("k", "stop") + b"data: [DONE]\n\n"
+                ctype = "text/event-stream"
+            else:
+                body, ctype = orjson.dumps(CHAT_OK), "application/json"
+            data = gzip_bytes(body, coding)
+            if chunked:
+                conn.send(f"HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncontent-encoding: {coding}\r\n"
+                          "transfer-encoding: chunked\r\n\r\n".encode())
+                half = len(data) // 2
+                conn.chunk(data[:half])
+                conn.chunk(data[half:])
+                conn.end_stream()
+            else:
+                conn.respond(200, data, {"content-encoding": coding}, ctype=ctype)
+    return handler
