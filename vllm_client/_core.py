@@ -34,6 +34,7 @@ from ._exceptions import (
     APIConnectionError,
     APIStatusError,
     InvalidRequestError,
+    VllmError,
     error_from_response,
     load_json_object,
     route_missing,
@@ -117,6 +118,7 @@ class ClientCore:
         self._event_hooks = event_hooks
         self._request_hooks, self._response_hooks = check_hooks(event_hooks, sync=self._sync_hooks)
         self._log_enabled = get_logger().isEnabledFor  # (the logger caches its answer per level)
+        self._closed = False  # close() / aclose() called: no request is sent any more
 
     _sync_hooks = True  # hooks must be plain functions (AsyncVllmClient: async ones allowed)
 
@@ -181,6 +183,8 @@ class ClientCore:
         root: bool = False,
     ) -> PreparedRequest:
         """Build the request: URL, merged headers, JSON body serialized once."""
+        if self._closed:
+            raise VllmError("client closed: this client's connections are closed; make a new client")
         hdrs = self.headers
         if headers:
             hdrs = dict(hdrs)
