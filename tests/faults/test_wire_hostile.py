@@ -26,7 +26,16 @@ from vllm_client import (
     VllmError,
 )
 
-from ._rawserver import CHAT_OK, Conn, RawServer, serve_encoded, serve_ok, serve_stream, sse, trickle
+from ._rawserver import (
+    CHAT_OK,
+    Conn,
+    RawServer,
+    serve_encoded,
+    serve_ok,
+    serve_stream,
+    sse,
+    trickle,
+)
 
 KINDS = ["sync", "async"]
 OPS = ["send", "stream"]
@@ -451,6 +460,7 @@ def echo_server(conn: Conn) -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # (Python 3.12+: fork() with threads running)
 def test_after_fork_the_child_never_uses_the_parents_connections_sync() -> None:
     with RawServer(echo_server) as srv:
         c = VllmClient(srv.url, max_retries=0)
@@ -478,6 +488,7 @@ def test_after_fork_the_child_never_uses_the_parents_connections_sync() -> None:
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # (Python 3.12+: fork() with threads running)
 def test_after_fork_the_child_never_uses_the_parents_connections_async() -> None:
     with RawServer(echo_server) as srv:
         c = AsyncVllmClient(srv.url, max_retries=0)

@@ -183,7 +183,7 @@ class AiohttpTransport:
         self._timeouts: dict[Any, Any] = {}  # Timeout -> aiohttp.ClientTimeout
         self._waited: dict[Any, float] = {}  # the connector's: task -> seconds it waited for a connection
         self._no_wait: float | None = None  # timing.queued of a request that did not wait (None: unknown)
-        self._open: set[Any] = set()  # open streams' responses, woken by aclose()
+        self._open: weakref.WeakSet[Any] = weakref.WeakSet()  # open streams' responses, woken by aclose()
         self._closed = False
         _TRANSPORTS.add(self)
 
@@ -194,7 +194,7 @@ class AiohttpTransport:
         if self._session is not None:
             _FORKED.append(self._session)
         self._session = self._loop = self._deadlines = None
-        self._open = set()
+        self._open = weakref.WeakSet()
 
     def _get_session(self) -> tuple[Any, _ReadDeadlines]:
         loop = asyncio.get_running_loop()

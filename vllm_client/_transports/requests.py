@@ -143,12 +143,13 @@ class _Flight:
     """One request in flight, from ``send`` until its body is read or its stream closed: the
     connection it is on (once known) and why it was cut short (``"total"``, ``"closed"``)."""
 
-    __slots__ = ("conn", "why", "done", "__weakref__")
+    __slots__ = ("conn", "why", "done", "timed", "__weakref__")
 
     def __init__(self) -> None:
         self.conn: Any = None
         self.why: str | None = None
         self.done = False
+        self.timed = False  # it has a total deadline, kept by the watchdog
 
     def abort(self, why: str) -> bool:
         """Cut it short: shut its socket down (a read or write blocked on it returns at once).
@@ -272,7 +273,10 @@ class RequestsTransport:
         self._connect_errors = ((rq.Timeout, ue.EmptyPoolError), (rq.RequestException,))
         self._read_errors = ((ue.ReadTimeoutError, rq.Timeout, TimeoutError),
                              (ue.HTTPError, rq.RequestException, OSError, http.client.HTTPException))
-        self._flights: set[_Flight] = set()  # requests in flight and open streams, for close()
+        # for close(): requests in flight, and open streams (weakly: a stream dropped unclosed
+        # must not keep its socket)
+        self._flights: set[_Flight] = set()
+        self._streams: weakref.WeakSet[_Flight] = weakref.WeakSet()
         self._closed = False
         _TRANSPORTS.add(self)
 
@@ -299,6 +303,7 @@ class RequestsTransport:
         flights = self._flights
         flights.add(flight)
         if total is not None:
+            flight.timed = True
             _WATCHDOG.add(time.monotonic() + total, flight)
         try:
             try:
@@ -337,6 +342,8 @@ class RequestsTransport:
         queued = local.queued if block else self._queued
         headers = r.headers
         if request.stream and r.status_code < 400:
+            self._streams.add(flight)
+            self._flights.discard(flight)
             return Response(
                 r.status_code, headers, url=request.url,
                 chunks=self._iter(r, request, flight), received_at=received, queued=queued,
@@ -354,9 +361,13 @@ class RequestsTransport:
         return Response(r.status_code, headers, body, url=request.url, received_at=received, queued=queued)
 
     def _end(self, flight: _Flight) -> None:
+        """The flight is over: no deadline or close() touches its connection any more (a
+        stream's entry in ``_streams`` goes with it)."""
         self._flights.discard(flight)
-        if not flight.done:
-            _WATCHDOG.end(flight)  # (a flight without a total deadline was never added: harmless)
+        if flight.timed:
+            _WATCHDOG.end(flight)  # (under the watchdog's lock: never aborted after this)
+        else:
+            flight.done = True
 
     def _close_response(self, r: Any, flight: _Flight) -> None:
         self._end(flight)
@@ -432,6 +443,7 @@ class RequestsTransport:
         """After fork(), in the child: drop the pooled connections unclosed (they are the
         parent's too: closing a TLS one would end the parent's session)."""
         self._flights = set()
+        self._streams = weakref.WeakSet()
         for adapter in list(getattr(self.session, "adapters", {}).values()):
             for manager in [getattr(adapter, "poolmanager", None), *getattr(adapter, "proxy_manager", {}).values()]:
                 pools = getattr(manager, "pools", None)
@@ -443,7 +455,7 @@ class RequestsTransport:
         """Close every pooled connection; wake every request and stream still reading (each ends
         with a ``VllmError`` saying the client was closed)."""
         self._closed = True
-        for flight in list(self._flights):
+        for flight in [*self._flights, *self._streams]:
             flight.abort("closed")
         self.session.close()
 
