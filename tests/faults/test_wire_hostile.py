@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -142,7 +143,7 @@ def test_garbage_gzip_is_a_typed_error(kind: str) -> None:
 def test_events_of_one_http_chunk_are_handed_on_as_they_arrive(kind: str) -> None:
     # one chunk announced for three events; the server writes the rest of the chunk only once
     # the client has shown the first event (or after 5 s)
-    first_seen = threading.Event()
+    first_seen, rest_sent = threading.Event(), threading.Event()
     events = [sse("a"), sse("b"), sse("c", "stop")]
 
     def handler(conn: Conn) -> None:
@@ -150,7 +151,8 @@ def test_events_of_one_http_chunk_are_handed_on_as_they_arrive(kind: str) -> Non
             conn.start_stream()
             whole = b"".join(events)
             conn.send(b"%x\r\n" % len(whole) + events[0])
-            first_seen.wait(5)
+            first_seen.wait(3)
+            rest_sent.set()
             conn.send(b"".join(events[1:]) + b"\r\n")
             conn.chunk(b"data: [DONE]\n\n")
             conn.end_stream()
@@ -159,7 +161,7 @@ def test_events_of_one_http_chunk_are_handed_on_as_they_arrive(kind: str) -> Non
 
     def on_event(text: str) -> None:
         if text == "a":
-            seen_before_rest.append(not first_seen.is_set())
+            seen_before_rest.append(not rest_sent.is_set())
             first_seen.set()
 
     with RawServer(handler) as srv:
@@ -211,9 +213,9 @@ def test_absurd_chunk_sizes_are_typed_errors(kind: str, op: str, size_line: byte
 # -- total timeouts ------------------------------------------------------------------------------------
 
 def trickled_head(conn: Conn) -> None:
-    if conn.read_request() is not None:
-        trickle(conn, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
-                step=2, every=0.25)
+    if conn.read_request() is not None:  # (a head that takes 40 s to arrive)
+        trickle(conn, b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-pad: " + b"p" * 300
+                + b"\r\ncontent-length: 2\r\n\r\n{}", step=2, every=0.25)
 
 
 def continue_forever(conn: Conn) -> None:
@@ -240,15 +242,14 @@ def test_total_timeout_bounds_everything(kind: str, op: str, handler: Any) -> No
         got = run(kind, srv.url, op, timeout=Timeout(connect=1, read=1, total=1.5))
         took = time.monotonic() - start
     assert isinstance(got[0], APITimeoutError), got  # (a StreamTimeoutError is one too)
-    assert took < 10  # (every read came within the read timeout: only the total ends it)
+    assert took < 6  # (every read came within the read timeout: only the total, 1.5 s, ends it)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_slow_upload_is_bounded_by_the_read_timeout_not_connect(kind: str) -> None:
-    # a 3 MB body that the server reads at ~2 MB/s: longer than the connect timeout, never
-    # silent for a whole read timeout; sent once
+    # a 12 MB body that the server reads at a few MB/s: longer than the connect timeout (more
+    # than the kernel's buffers hold), never silent for a whole read timeout; sent once
     def slow_reader(conn: Conn) -> None:
-        conn.sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 65536)
         head = b""
         while b"\r\n\r\n" not in head:
             head += conn.sock.recv(65536)
@@ -256,13 +257,14 @@ def test_a_slow_upload_is_bounded_by_the_read_timeout_not_connect(kind: str) -> 
         n = int([ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")][0].split(b":")[1])
         size = len(got)
         while size < n:
-            time.sleep(0.02)
-            size += len(conn.sock.recv(40000))
+            time.sleep(0.01)
+            size += len(conn.sock.recv(65536))
         conn.server.log.append(("POST", "", {}, b""))
         conn.respond(200, CHAT_OK)
 
-    big = "x" * 3_000_000
+    big = "x" * 12_000_000
     with RawServer(slow_reader) as srv:
+        srv.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)  # (inherited by the accepted one)
         if kind == "sync":
             with VllmClient(srv.url, max_retries=2, timeout=Timeout(connect=0.3, read=3)) as c:
                 content = chat(c).user_message(big).send().content

@@ -98,6 +98,14 @@ class _ReadWait:
             if at < deadlines._timer_at:
                 deadlines._schedule(at)
 
+    def extend(self) -> None:
+        """Progress (a slice of the body went out): the current wait starts again."""
+        task = self._task
+        if task is not None:
+            deadlines = self._deadlines
+            if task in deadlines._due:  # (a later deadline: the timer, due earlier, moves on to it)
+                deadlines._due[task] = deadlines._loop.time() + self._seconds  # type: ignore[operator]
+
     def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
         task = self._task
         if task is None:
@@ -237,12 +245,17 @@ class AiohttpTransport:
             timeout = self._timeouts[t] = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect)
         url = request.url
         wait = deadlines.wait(t.read, url)
+        data: Any = request.body
+        headers = request.headers
+        if data is not None and len(data) > _SLICE_FROM and t.read is not None:
+            # a big body goes slice by slice, each with the whole read timeout (the longest time
+            # without progress, as for reading): a slow uplink is not cut while it moves
+            headers = {**headers, "Content-Length": str(len(data))}
+            data = _sliced(data, wait)
         start = perf_counter()
         try:
             with MapErrors(url, "connect", *self._errors), wait:
-                resp = await session.request(
-                    request.method, url, data=request.body, headers=request.headers, timeout=timeout,
-                )
+                resp = await session.request(request.method, url, data=data, headers=headers, timeout=timeout)
         except APIConnectionError as e:
             if self._closed:
                 raise _closed_error(url) from None
@@ -318,6 +331,17 @@ class AiohttpTransport:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+
+_SLICE_FROM = 1 << 20  # bodies bigger than this are sent in slices (see asend)
+_SLICE = 1 << 18
+
+
+async def _sliced(body: bytes, wait: _ReadWait) -> AsyncIterator[bytes]:
+    view = memoryview(body)
+    for i in range(0, len(body), _SLICE):
+        yield view[i:i + _SLICE]  # type: ignore[misc]  # (aiohttp writes any bytes-like object)
+        wait.extend()  # (it went out: aiohttp writes each slice before asking for the next)
 
 
 async def _finish(resp: Any, deadlines: _ReadDeadlines, url: str) -> None:
