@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ REMOVED: dict[tuple[str, str], dict[str, str]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _text(release: str, runner: str) -> str:
     return (OPENAPI / f"vllm{release}-{runner}.json").read_text()
 

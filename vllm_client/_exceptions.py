@@ -55,6 +55,7 @@ __all__ = [
     "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
+    "NotSupportedError",
     "ResponseDecodeError",
     "StreamError",
     "StreamTimeoutError",

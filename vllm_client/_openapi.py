@@ -12,21 +12,32 @@ takes, and response fields the SDK neither reads nor lists.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._endpoints.chat import BATCH_CHAT_FIELDS, ChatBody, ChatCompletionResponse, Choice
 from ._endpoints.classify import ClassifyBody
 from ._endpoints.cohere_embed import CohereEmbedBody
 from ._endpoints.completions import CompletionBody, CompletionChoice, CompletionResponse
-from ._endpoints.decisions import ChoiceAnswer, DecisionsBody, DecisionsResponse, PredicateAnswer, ScoreAnswer
+from ._endpoints.decisions import (
+    ChoiceAnswer,
+    DecisionsBody,
+    DecisionsResponse,
+    PredicateAnswer,
+    ScoreAnswer,
+)
 from ._endpoints.embeddings import EmbeddingBody
 from ._endpoints.pooling import PoolingBody
 from ._endpoints.rerank import RerankBody
 from ._endpoints.responses import ResponsesBody
 from ._endpoints.score import ScoreBody
+from ._endpoints.server import version_flow
+from ._exceptions import APIStatusError
 from ._types import Usage
 
-__all__ = ["ServerCheck", "check_openapi", "BUILDERS", "METHODS", "EXTRA_FIELDS", "ROUTES_LEFT",
+if TYPE_CHECKING:
+    from ._core import ClientCore, Flow
+
+__all__ = ["ServerCheck", "check_openapi", "check_flow", "BUILDERS", "METHODS", "EXTRA_FIELDS", "ROUTES_LEFT",
            "KNOWN_FIELDS", "RESPONSE_MODELS", "request_fields", "typed_fields", "untyped_fields",
            "uncovered_routes", "missing_routes", "rejected_fields", "unread_response_fields"]
 
@@ -388,3 +399,13 @@ def check_openapi(openapi: dict[str, Any], version: str | None = None) -> Server
     """The report of a server's ``/openapi.json`` (``check_server()`` without the network)."""
     return ServerCheck(version, uncovered_routes(openapi), untyped_fields(openapi), rejected_fields(openapi),
                        openapi)
+
+
+def check_flow(client: ClientCore) -> Flow[ServerCheck]:
+    """``GET /openapi.json`` and ``GET /version`` at the server root -> the ``ServerCheck``."""
+    doc = yield from client.json_flow(client.prepare("GET", "/openapi.json", root=True), dict, "openapi.json")
+    try:
+        version: str | None = yield from version_flow(client)
+    except APIStatusError:  # a server with an OpenAPI document but no /version
+        version = None
+    return check_openapi(doc, version or None)

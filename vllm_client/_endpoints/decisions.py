@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar, Union
+from typing import Any, ClassVar, TypeVar
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, ResponseDecodeError
@@ -88,7 +88,7 @@ class ScoreAnswer:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-DecisionAnswer = Union[PredicateAnswer, ChoiceAnswer, ScoreAnswer]
+DecisionAnswer = PredicateAnswer | ChoiceAnswer | ScoreAnswer
 """One answer, in the order of the questions."""
 
 
