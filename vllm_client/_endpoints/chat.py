@@ -398,7 +398,7 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         if self._path == _BATCH_PATH:
             if body.get("stream") is True:
                 raise InvalidRequestError("conversations([...]) cannot be streamed: drop stream(True)")
-            refused = sorted(k for k in self._body if k not in BATCH_CHAT_FIELDS)
+            refused = sorted(k for k in self._body if k not in BATCH_CHAT_FIELDS and k != "stream")
             if refused:
                 raise InvalidRequestError(f"conversations([...]): vLLM's /chat/completions/batch does not take "
                                           f"{', '.join(refused)}; drop them or send one request per conversation")
