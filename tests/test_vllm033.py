@@ -20,6 +20,7 @@ from vllm_client import (
     InvalidRequestError,
     MockResponse,
     MockTransport,
+    NotFoundError,
     NotSupportedError,
     PredicateAnswer,
     ScoreAnswer,
@@ -328,3 +329,12 @@ def test_server_info_check_cli(capsys: pytest.CaptureFixture[str], monkeypatch: 
     assert "untyped route: /v1/messages (client.request())" in out
     assert "untyped field: /v1/responses prompt (extra())" in out
     assert any(line.startswith("rejected field: /v1/chat/completions tools") for line in out)
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_check_server_without_openapi_says_so(kind: str) -> None:
+    with FakeVllmServer() as server:  # serves no /openapi.json
+        c = client(kind, server)
+        with pytest.raises(NotFoundError, match="publishes no /openapi.json"):
+            await call(c.check_server())
+        await call(c.close())

@@ -31,7 +31,7 @@ from ._endpoints.rerank import RerankBody
 from ._endpoints.responses import ResponsesBody
 from ._endpoints.score import ScoreBody
 from ._endpoints.server import version_flow
-from ._exceptions import APIStatusError
+from ._exceptions import APIStatusError, route_missing
 from ._types import Usage
 
 if TYPE_CHECKING:
@@ -403,7 +403,10 @@ def check_openapi(openapi: dict[str, Any], version: str | None = None) -> Server
 
 def check_flow(client: ClientCore) -> Flow[ServerCheck]:
     """``GET /openapi.json`` and ``GET /version`` at the server root -> the ``ServerCheck``."""
-    doc = yield from client.json_flow(client.prepare("GET", "/openapi.json", root=True), dict, "openapi.json")
+    try:
+        doc = yield from client.json_flow(client.prepare("GET", "/openapi.json", root=True), dict, "openapi.json")
+    except APIStatusError as e:
+        raise route_missing(e, "this server publishes no /openapi.json; vLLM does at its root") from None
     try:
         version: str | None = yield from version_flow(client)
     except APIStatusError:  # a server with an OpenAPI document but no /version
