@@ -338,3 +338,13 @@ async def test_check_server_without_openapi_says_so(kind: str) -> None:
         with pytest.raises(NotFoundError, match="publishes no /openapi.json"):
             await call(c.check_server())
         await call(c.close())
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_decisions_on_an_older_vllm_says_which_release_serves_it(kind: str) -> None:
+    cls = VllmClient if kind == "sync" else AsyncVllmClient
+    transport = MockTransport(lambda req: MockResponse(404, json={"detail": "Not Found"}))
+    c = cls("http://test.local/v1", transport=transport, max_retries=0)
+    with pytest.raises(NotFoundError, match="from 0.33 on"):
+        await call(c.decisions().create().model("m").input("x").predicate("spam?").send())
+    await call(c.close())
