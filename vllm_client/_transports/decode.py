@@ -21,12 +21,27 @@ def _has(*modules: str) -> str | None:
     return None
 
 
-_BROTLI = _has("brotli", "brotlicffi")
-_ZSTD = _has("compression.zstd", "backports.zstd", "zstandard")
+_BROTLI: str | None = None  # the module that decodes br / zstd here, once looked for (_libraries)
+_ZSTD: str | None = None
+_looked = False
+
+
+def _libraries() -> None:
+    """Look for the br and zstd libraries once (on first use: not at ``import vllm_client``)."""
+    global _BROTLI, _ZSTD, _looked
+    if not _looked:
+        _BROTLI = _has("brotli", "brotlicffi")
+        _ZSTD = _has("compression.zstd", "backports.zstd", "zstandard")
+        if _BROTLI:
+            _DECODERS["br"] = _Brotli
+        if _ZSTD:
+            _DECODERS["zstd"] = _Zstd
+        _looked = True
 
 
 def accept_encoding() -> str:
     """The ``Accept-Encoding`` value: what ``decoder`` can decode here."""
+    _libraries()
     return "gzip, deflate" + (", br" if _BROTLI else "") + (", zstd" if _ZSTD else "")
 
 
@@ -101,10 +116,6 @@ def _gzip() -> Any:
 
 
 _DECODERS: dict[str, Any] = {"gzip": _gzip, "x-gzip": _gzip, "deflate": _Deflate}
-if _BROTLI:
-    _DECODERS["br"] = _Brotli
-if _ZSTD:
-    _DECODERS["zstd"] = _Zstd
 
 
 class _Chain:
@@ -134,6 +145,7 @@ def decoder(content_encoding: str) -> Any:
     names = [n for n in names if n and n != "identity"]
     if not names:
         return None
+    _libraries()
     try:
         ds = [_DECODERS[n]() for n in reversed(names)]
     except KeyError as e:
