@@ -382,9 +382,13 @@ class RequestsTransport:
         sock = getattr(flight.conn, "sock", None)
         try:
             if fp is not None and sock is not None and not fp.isclosed() and fp.length != 0:
-                sock.settimeout(DONE_GRACE)
+                until = time.monotonic() + DONE_GRACE  # (for it all: a server may keep sending)
                 left = 65536
                 while left > 0:
+                    wait = until - time.monotonic()
+                    if wait <= 0:
+                        break
+                    sock.settimeout(wait)
                     data = fp.read1(left)
                     if not data:
                         break
