@@ -286,10 +286,10 @@ def done_then_hold(then: str) -> Any:
             conn.start_stream()
             conn.chunk(sse("o") + sse("k", "stop"))
             conn.chunk(b"data: [DONE]\n\n")
-            for _ in range(150):
+            for _ in range(300):
                 if then == "chatter":
                     conn.chunk(b": still here\n\n")
-                time.sleep(0.1)
+                time.sleep(0.05)
             return
     return handler
 
