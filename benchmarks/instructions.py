@@ -65,12 +65,13 @@ def bare_stream(mode: str, n: int) -> None:
 
 
 def ours_stream(mode: str, n: int) -> None:
-    from vllm_client import ContentDelta
+    from vllm_client import ChatCompletionResponse, ContentDelta
     from vllm_client._stream import ChatStream, StreamAccumulator
     from vllm_client import Response
 
     blocks = _blocks(mode, n)
-    stream = ChatStream(Response(200, {}, url="x", chunks=iter(blocks), close=lambda: None), StreamAccumulator())
+    accumulator = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
+    stream = ChatStream(Response(200, {}, url="x", chunks=iter(blocks), close=lambda: None), accumulator)
     parts = [ev.text for ev in stream if isinstance(ev, ContentDelta)]
     "".join(parts)
 

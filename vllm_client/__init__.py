@@ -80,6 +80,7 @@ from ._exceptions import (
     StreamError,
     StreamTimeoutError,
     ToolLoopError,
+    IncompleteToolCallError,
     ToolSchemaError,
     UnprocessableEntityError,
     VllmError,
@@ -256,6 +257,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "IncompleteToolCallError",
     "OutputParseError",
     "ToolSchemaError",
     # observability

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import InvalidRequestError, ToolLoopError
+from ._exceptions import IncompleteToolCallError, InvalidRequestError, ToolLoopError
 
 if TYPE_CHECKING:
     from ._endpoints.base import _Builder
@@ -32,6 +32,36 @@ if TYPE_CHECKING:
 PreparedCall = tuple[str, "Callable[[], Any] | str"]
 
 MAX_PARALLEL_TOOLS = 8  # tool calls of one round run at most this many at a time, on both clients
+# The keys servers put an assistant message's reasoning under (vLLM: reasoning; DeepSeek: reasoning_content)
+REASONING_KEYS = ("reasoning", "reasoning_content")
+# The request fields that bound a turn's output tokens (chat, chat's newer name, Responses)
+_BUDGETS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def without_reasoning(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with the reasoning taken out of assistant turns (copies where changed)."""
+    out = []
+    for m in messages:
+        if m.get("role") == "assistant" and any(k in m for k in REASONING_KEYS):
+            m = {k: x for k, x in m.items() if k not in REASONING_KEYS}
+        elif m.get("type") == "reasoning" and "role" not in m:
+            continue  # a Responses reasoning item
+        out.append(m)
+    return out
+
+
+def budget_spent(body: Mapping[str, Any], response: Any) -> bool:
+    """Whether the response used the whole output budget of its request (``max_tokens`` & co.),
+    by its usage: its turn ended by length whatever its finish_reason says (vLLM 0.32 reports
+    "tool_calls" for an auto tool call cut by ``max_tokens``)."""
+    usage = response.usage
+    if usage is None or not usage.completion_tokens:
+        return False
+    for key in _BUDGETS:
+        budget = body.get(key)
+        if budget.__class__ is int and usage.completion_tokens >= budget:
+            return True
+    return False
 
 
 def call_tool(call: Callable[[], Any] | str) -> Generator[Any, Any, str]:
@@ -92,7 +122,11 @@ class ToolLoop:
         self.toolset = toolset
         self.max_rounds = max_rounds
         self.rounds = 0
-        self.messages: list[dict[str, Any]] = self._history(builder.build())
+        body = builder.build()
+        self.body = body
+        # the model's reasoning goes back with its turns (reasoning_in_history(False): never)
+        self.reasoning: bool = getattr(builder, "_reasoning_in_history", True)
+        self.messages: list[dict[str, Any]] = self._history(body)
         self.start = len(self.messages)
         self._pending: list[PreparedCall] = []
 
@@ -103,8 +137,9 @@ class ToolLoop:
         return list(body.get("messages") or [])
 
     def _reply(self, response: Any) -> list[dict[str, Any]]:
-        """What the model's reply adds to the history."""
-        return [response.message]
+        """What the model's reply adds to the history (with its reasoning, under the server's key)."""
+        msg = response.message
+        return [msg] if self.reasoning else without_reasoning([msg])
 
     def _result(self, call_id: str, content: str) -> dict[str, Any]:
         """The history entry carrying one tool result."""
@@ -117,8 +152,18 @@ class ToolLoop:
     def after(self, response: ChatCompletionResponse) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
         self.messages.extend(self._reply(response))
-        if not response.tool_calls:
+        calls = response.tool_calls
+        if not calls:
             return None
+        if not any(tc.incomplete for tc in calls) and budget_spent(self.body, response):
+            for tc in calls:
+                tc.incomplete = True
+        cut = [tc.name for tc in calls if tc.incomplete]
+        if cut:
+            raise IncompleteToolCallError(
+                f"the model's turn ended by length (finish_reason {response.finish_reason!r}) inside its tool "
+                f"call{'s' if len(cut) > 1 else ''} ({', '.join(cut)}): not run, its arguments may be cut; "
+                "raise max_tokens", response=response, messages=self.messages)
         if self.rounds >= self.max_rounds:
             raise ToolLoopError(
                 f"the model still asked for tools after max_rounds={self.max_rounds} rounds "
@@ -151,7 +196,7 @@ class ConversationState:
         system: str | None = None,
         messages: list[dict[str, Any]] | None = None,
         tools: Iterable[Any] | None = None,
-        keep_reasoning: bool = False,
+        keep_reasoning: bool = True,
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
         from ._validate import messages as check_messages
@@ -191,17 +236,12 @@ class ConversationState:
             raise InvalidRequestError(f"send({content!r:.60}): expected text, content parts or a message dict")
         return {"role": "user", "content": content}
 
-    def assistant_message(self, response: ChatCompletionResponse) -> dict[str, Any]:
-        """The assistant turn as it goes into the history (reasoning only when asked)."""
-        msg = response.message
-        if self.keep_reasoning and response.reasoning_content:
-            msg["reasoning_content"] = response.reasoning_content
-        return msg
-
-    def commit(self, user: dict[str, Any], produced: list[dict[str, Any]]) -> None:
-        """Append a finished turn: the user message and what the reply produced."""
+    def commit(self, user: dict[str, Any], produced: list[dict[str, Any]], reasoning: bool = True) -> None:
+        """Append a finished turn: the user message and what the reply produced (its reasoning
+        taken out unless ``keep_reasoning`` and ``reasoning``, the builder's
+        ``reasoning_in_history``)."""
         self.messages.append(user)
-        self.messages.extend(produced)
+        self.messages.extend(produced if self.keep_reasoning and reasoning else without_reasoning(produced))
 
     def undo(self) -> None:
         """Drop the last user turn and everything after it."""
@@ -258,13 +298,14 @@ class ConversationBase:
             b.response_format(response_format)  # (on this turn's builder only)
         return user, b
 
-    def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None) -> None:
+    def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None,
+                     builder: Any) -> None:
         produced = loop.produced() if loop is not None else [response.message]
-        produced[-1] = self._state.assistant_message(response)
-        self._state.commit(user, produced)
+        self._state.commit(user, produced, getattr(builder, "_reasoning_in_history", True))
 
-    def _commit_stream(self, user: dict[str, Any]) -> Callable[[Any], None]:
-        return lambda response: self._state.commit(user, [self._state.assistant_message(response)])
+    def _commit_stream(self, user: dict[str, Any], builder: Any) -> Callable[[Any], None]:
+        reasoning = getattr(builder, "_reasoning_in_history", True)
+        return lambda response: self._state.commit(user, [response.message], reasoning)
 
     def add_tool_result(self, tool_call_id: str, content: Any) -> None:
         """Append the result of a tool call you ran yourself."""
@@ -299,7 +340,7 @@ class Conversation(ConversationBase):
             response, loop = b._tool_loop(max_rounds)
         else:
             response, loop = b.send(), None
-        self._commit_loop(user, response, loop)
+        self._commit_loop(user, response, loop, b)
         return response
 
     def stream(self, text: str | list[Any] | dict[str, Any], *,
@@ -308,7 +349,7 @@ class Conversation(ConversationBase):
         """Stream a user turn; the turn joins the history when the stream finishes well."""
         user, b = self._turn(text, None, builder, response_format)
         stream: ChatStream[ChatCompletionResponse] = b.send_stream()
-        stream.on_complete = self._commit_stream(user)
+        stream.on_complete = self._commit_stream(user, b)
         return stream
 
 
@@ -327,7 +368,7 @@ class AsyncConversation(ConversationBase):
             response, loop = await b._tool_loop(max_rounds)
         else:
             response, loop = await b.send(), None
-        self._commit_loop(user, response, loop)
+        self._commit_loop(user, response, loop, b)
         return response
 
     async def stream(self, text: str | list[Any] | dict[str, Any], *,
@@ -336,5 +377,5 @@ class AsyncConversation(ConversationBase):
         """Stream a user turn; the turn joins the history when the stream finishes well."""
         user, b = self._turn(text, None, builder, response_format)
         stream: AsyncChatStream[ChatCompletionResponse] = await b.send_stream()
-        stream.on_complete = self._commit_stream(user)
+        stream.on_complete = self._commit_stream(user, b)
         return stream

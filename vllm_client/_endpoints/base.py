@@ -223,6 +223,15 @@ class _ToolLoops(_Builder):
 
     _toolset: Any = None  # the ToolSet given to tools()
     _tool_loop_class: ClassVar[type[ToolLoop]]  # ToolLoop (chat) or ResponsesToolLoop
+    _reasoning_in_history = True  # reasoning_in_history(): the model's reasoning goes back
+
+    def reasoning_in_history(self: B, value: bool = True) -> B:
+        """Whether the assistant turns that ``run_tools()`` (and a conversation) add to the
+        history carry the model's reasoning back (default True: under the key the server used,
+        ``reasoning`` for vLLM; Responses: the reasoning items). False for servers that refuse
+        the key. Not a body field."""
+        self._reasoning_in_history = v.boolean("reasoning_in_history", value)  # type: ignore[attr-defined]
+        return self
 
     def _new_tool_loop(self, max_rounds: int) -> ToolLoop:
         return self._tool_loop_class(self, self._toolset, max_rounds)
