@@ -126,7 +126,8 @@ class ToolLoop:
         self.body = body
         # the model's reasoning goes back with its turns (reasoning_in_history(False): never)
         self.reasoning: bool = getattr(builder, "_reasoning_in_history", True)
-        self.messages: list[dict[str, Any]] = self._history(body)
+        history = self._history(body)
+        self.messages: list[dict[str, Any]] = history if self.reasoning else without_reasoning(history)
         self.start = len(self.messages)
         self._pending: list[PreparedCall] = []
 
@@ -296,6 +297,8 @@ class ConversationBase:
             b = st.make_builder(self._new_builder, msgs, tools)
         if response_format is not None:
             b.response_format(response_format)  # (on this turn's builder only)
+        if not getattr(b, "_reasoning_in_history", True):  # never sent, not even what the history holds
+            b._body["messages"] = without_reasoning(b._body["messages"])
         return user, b
 
     def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None,
