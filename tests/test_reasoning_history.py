@@ -205,3 +205,20 @@ async def test_responses_run_tools_passes_the_reasoning_items_back(kind: str) ->
                        "content": [{"type": "reasoning_text", "text": "I need the weather tool."}]}
     assert [i.get("type") or i.get("role") for i in model.bodies[3]["input"]] == [
         "user", "function_call", "function_call_output"]
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_mistral_thinking_parts_stay_parts_and_only_the_text_goes_back(kind: str) -> None:
+    data, expected = recorded("mistral_magistral-content-parts")
+    model = Model(MockResponse(body=[data]), reply("ok"))
+    client = make(kind, URL, transport=MockTransport(model))
+    chat = client.chat.conversation(model="m")
+    final = (await drain(kind, await call(kind, chat, "stream", "2+2?")))[-1].response
+    await call(kind, chat, "send", "sure?")
+    await close(kind, client)
+    assert (final.content, final.reasoning_content) == (expected["content"], expected["reasoning_from_content_parts"])
+    # the accumulated message holds content parts, as Mistral's non-streamed answer does
+    assert final.raw["choices"][0]["message"]["content"] == [
+        {"type": "thinking", "thinking": [{"type": "text", "text": expected["reasoning_from_content_parts"]}]},
+        {"type": "text", "text": expected["content"]}]
+    assert assistant_turns(model.bodies[1]) == [{"role": "assistant", "content": expected["content"]}]

@@ -60,8 +60,9 @@ _KNOWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
 # choice / its message, the latest non-null value winning (a key only ever null stays, as null).
 _CHOICE_KNOWN = frozenset({"index", "delta", "text", "logprobs", "finish_reason", "stop_reason", "token_ids"})
 _DELTA_KNOWN = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls"})
-_CHUNK_EVENTS = frozenset({"message", "answer"})
-_TEXT_EVENTS = (ReasoningDelta, ContentDelta)  # FastGPT sends its chat chunks as "answer"
+_CHUNK_EVENTS = frozenset({"message", "answer"})  # FastGPT sends its chat chunks as "answer"
+_TEXT_EVENTS = (ReasoningDelta, ContentDelta)
+_PARTS = ""  # a _Choice.reasoning_key: the reasoning came in thinking content parts (Mistral)
 
 
 class _Choice:
@@ -98,7 +99,12 @@ class _Choice:
             return {"text": "".join(self.content)}
         msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) if self.has_content else None}
         if self.reasoning:
-            msg[self.reasoning_key or "reasoning_content"] = "".join(self.reasoning)
+            if self.reasoning_key == _PARTS:  # Mistral: thinking content parts, as a non-streamed answer has them
+                thinking = {"type": "thinking", "thinking": [{"type": "text", "text": "".join(self.reasoning)}]}
+                text = msg["content"]
+                msg["content"] = [thinking, {"type": "text", "text": text}] if text else [thinking]
+            else:
+                msg[self.reasoning_key or "reasoning_content"] = "".join(self.reasoning)
         if self.refusal:
             msg["refusal"] = "".join(self.refusal)
         if self.tools:
@@ -207,9 +213,9 @@ class StreamAccumulator(Generic[R]):
         out: list[StreamEvent] = []
         for pos, ev in enumerate(events):
             out.append(ev)
-            idx = after.get(pos)
-            if idx is not None:
-                out.append(PartialParsed(partials[idx].snapshot(), idx))
+            grown = after.get(pos)
+            if grown is not None:
+                out.append(PartialParsed(partials[grown].snapshot(), grown))
         return out
 
     def _on_items(self, items: list[bytes | SSEEvent], out: list[StreamEvent]) -> None:
@@ -427,6 +433,8 @@ class StreamAccumulator(Generic[R]):
             else:  # a list of content parts (Mistral): text parts and thinking parts
                 text, thinking = split_content(content)
                 if thinking:
+                    if st.reasoning_key is None:
+                        st.reasoning_key = _PARTS
                     st.reasoning.append(thinking)
                     out.append(ReasoningDelta(thinking, idx))
                 if text is not None:
