@@ -175,3 +175,28 @@ async def test_a_responses_stream_cut_inside_a_call(kind: str) -> None:
     assert any(isinstance(e, ToolCallDelta) for e in events)
     assert not any(isinstance(e, ToolCallComplete) for e in events)
     assert events[-1].finish_reason == "length" and events[-1].response.tool_calls[0].incomplete
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_retry_cut_tool_calls_asks_again_with_a_doubled_budget(kind: str, streamed: bool) -> None:
+    if streamed:
+        answers = [tool_stream("length"), tool_stream("length"), tool_stream("length")]
+    else:
+        cut = reply(None, [("call_1", "get_weather", '{"city": "Pa')], finish="length")
+        answers = [cut, cut, reply(None, [("call_1", "get_weather", '{"city": "Paris"}')]), reply("sunny")]
+    model = Model(*answers)
+    client = make(kind, URL, transport=MockTransport(model))
+    b = (client.chat.completions().create().model("m").user_message("Paris?").tools([get_weather])
+         .max_tokens(10).retry_cut_tool_calls(2))
+    if streamed:  # cut three times: two re-asks, then the error
+        with pytest.raises(IncompleteToolCallError):
+            await drain(kind, b.run_tools_stream())
+    else:
+        assert (await call(kind, b, "run_tools")).content == "sunny"
+    await close(kind, client)
+    assert [body["max_tokens"] for body in model.bodies][:3] == [10, 20, 40]
+    assert [len(body["messages"]) for body in model.bodies][:3] == [1, 1, 1]  # a cut reply is not kept
+    assert RAN == ([] if streamed else ["Paris"])
+    if not streamed:
+        assert model.bodies[3]["max_tokens"] == 40 and len(model.bodies[3]["messages"]) == 3

@@ -126,6 +126,8 @@ class ToolLoop:
         self.body = body
         # the model's reasoning goes back with its turns (reasoning_in_history(False): never)
         self.reasoning: bool = getattr(builder, "_reasoning_in_history", True)
+        self.cut_retries: int = getattr(builder, "_cut_retries", 0)  # retry_cut_tool_calls(n)
+        self.budget: dict[str, int] = {}  # the output budget, once grown for a cut tool call
         history = self._history(body)
         self.messages: list[dict[str, Any]] = history if self.reasoning else without_reasoning(history)
         self.start = len(self.messages)
@@ -148,11 +150,31 @@ class ToolLoop:
 
     def next_builder(self) -> Any:
         """The builder for the next request (the conversation so far)."""
-        return clone_with_messages(self.builder, list(self.messages))
+        return self._with_budget(clone_with_messages(self.builder, list(self.messages)))
+
+    def _with_budget(self, b: Any) -> Any:
+        """The next request's builder with the output budget grown (``retry_cut_tool_calls``)."""
+        for key, value in self.budget.items():
+            (b._extra if key in b._extra else b._body)[key] = value
+        return b
+
+    def _grow_budget(self, reply: int) -> bool:
+        """A cut tool call: take the reply back and double the budget for a new try, if allowed."""
+        if self.cut_retries <= 0:
+            return False
+        body = {**self.body, **self.budget}
+        grown = {k: body[k] * 2 for k in _BUDGETS if body.get(k).__class__ is int}
+        if not grown:
+            return False
+        self.cut_retries -= 1
+        self.budget = grown
+        del self.messages[len(self.messages) - reply:]
+        return True
 
     def after(self, response: ChatCompletionResponse) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
-        self.messages.extend(self._reply(response))
+        reply = self._reply(response)
+        self.messages.extend(reply)
         calls = response.tool_calls
         if not calls:
             return None
@@ -160,6 +182,9 @@ class ToolLoop:
             for tc in calls:
                 tc.incomplete = True
         cut = [tc.name for tc in calls if tc.incomplete]
+        if cut and self._grow_budget(len(reply)):
+            self._pending = []
+            return []  # nothing to run: the next request asks the same turn again, with more tokens
         if cut:
             raise IncompleteToolCallError(
                 f"the model's turn ended by length (finish_reason {response.finish_reason!r}) inside its tool "

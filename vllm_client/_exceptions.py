@@ -299,7 +299,7 @@ class ToolLoopError(VllmError):
 class IncompleteToolCallError(ToolLoopError):
     """A tool call was cut by the token limit (its turn ended by length): it is never run.
     ``response`` is the response that carried it, ``messages`` the history so far; ask again
-    with a larger ``max_tokens`` (or ``run_tools(grow_budget=True)``)."""
+    with a larger ``max_tokens``."""
 
     def __init__(self, message: str, *, response: Any = None, messages: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message, messages=messages)

@@ -493,7 +493,7 @@ class ResponsesToolLoop(ToolLoop):
         b._body["input"] = list(self.messages)
         b._extra = {k: x for k, x in self.builder._extra.items() if k != "input"}
         b._headers = dict(self.builder._headers)
-        return b
+        return self._with_budget(b)
 
     def after(self, response: Any) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
