@@ -41,7 +41,7 @@ def vllm033_stream() -> list[dict[str, Any]]:
     first = chunk("")
     first["choices"][0]["delta"]["role"] = "assistant"
     last = chunk(None, "stop", kv_transfer_params={"remote_block_ids": [1, 2]})
-    last["choices"][0]["weight_versions"] = {"policy": 7}  # only on a choice's final chunk
+    last["choices"][0]["weight_versions"] = [{"version": "w1", "start": 0, "end": 4}]  # only on a choice's final chunk
     middle = [chunk(w) for w in ("Paris ", "is ", "the ", "capital")]
     middle[1]["choices"][0]["delta"]["annotations"] = [{"type": "note"}]  # a delta key nobody models
     middle[2]["choices"][0]["delta"]["annotations"] = None
@@ -59,7 +59,7 @@ async def test_unknown_top_level_choice_and_delta_keys_reach_the_final_response(
     assert r.content == "Paris is the capital" and r.finish_reason == "stop"
     assert r.raw["kv_transfer_params"] == {"remote_block_ids": [1, 2]} == r.kv_transfer_params  # null, then a value
     choice = r.raw["choices"][0]
-    assert choice["weight_versions"] == {"policy": 7}
+    assert choice["weight_versions"] == [{"version": "w1", "start": 0, "end": 4}]
     assert choice["message"]["annotations"] == [{"type": "note"}]  # the latest non-null value
 
 
@@ -78,7 +78,7 @@ def test_the_accumulated_body_is_the_same_however_the_bytes_arrive(split: str) -
     raw = acc.raw()
     assert "".join(texts) == "Paris is the capital"
     assert raw["kv_transfer_params"] == {"remote_block_ids": [1, 2]}
-    assert raw["choices"][0]["weight_versions"] == {"policy": 7}
+    assert raw["choices"][0]["weight_versions"] == [{"version": "w1", "start": 0, "end": 4}]
     assert raw["choices"][0]["message"]["annotations"] == [{"type": "note"}]
 
 
@@ -135,3 +135,23 @@ async def test_one_partial_per_read_with_the_value_of_that_moment(kind: str) -> 
     kinds = [type(e).__name__ for e in events]
     assert kinds[:4] == ["ContentDelta", "ContentDelta", "PartialParsed", "ContentDelta"]
     assert events[-1].response.parsed == Order(7, ["pen", "ink"])
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_streamed_and_non_streamed_answers_of_the_fake_033_server_agree(kind: str) -> None:
+    from vllm_client.testing import FakeVllmServer
+
+    with FakeVllmServer() as server:
+        client = make(kind, server.url, max_retries=0)
+
+        def b() -> Any:
+            return (client.chat.completions().create().model(server.model).user_message("hello there")
+                    .max_tokens(5).return_weight_versions(True).kv_transfer_params({"do_remote_decode": True}))
+        plain = await call(kind, b(), "send")
+        events = await drain(kind, await call(kind, b(), "send_stream"))
+        await close(kind, client)
+    streamed = events[-1].response
+    assert streamed.content == plain.content
+    assert streamed.choices[0].weight_versions == plain.choices[0].weight_versions is not None
+    assert streamed.raw["choices"][0]["weight_versions"] == plain.raw["choices"][0]["weight_versions"]
+    assert streamed.kv_transfer_params == plain.kv_transfer_params is not None
