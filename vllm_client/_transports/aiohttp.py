@@ -301,6 +301,10 @@ class AiohttpTransport:
                     if not piece:
                         break
                     pieces.append(piece)
+        except APIConnectionError:
+            if self._closed:
+                raise _closed_error(url) from None
+            raise
         finally:
             resp.release()
         return Response(resp.status, headers, pieces[0] if len(pieces) == 1 else b"".join(pieces), url=url,
