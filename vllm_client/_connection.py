@@ -20,7 +20,7 @@ from ._exceptions import InvalidRequestError
 from ._urls import SECRET_HEADERS, redact_url
 
 __all__ = ["ConnectionOptions", "ConnectionPlan", "redirect_target", "REDIRECT_STATUSES", "MAX_REDIRECTS",
-           "failure_reason", "headers_too_large"]
+           "failure_reason", "headers_too_large", "cli_connection"]
 
 CertTypes = Union[str, "os.PathLike[str]", tuple[Union[str, "os.PathLike[str]"], Union[str, "os.PathLike[str]"]], None]
 VerifyTypes = Union[bool, str, "os.PathLike[str]"]
@@ -347,3 +347,24 @@ def headers_too_large(e: BaseException | None) -> bool:
         if type(x).__name__ == "LineTooLong" or "got more than" in str(x).lower():
             return True
     return False
+
+
+def cli_connection(args: Any) -> dict[str, Any]:
+    """The client keyword arguments of the CLI's ``--ca-bundle``, ``--cert``, ``--key``,
+    ``--insecure`` and ``--proxy``."""
+    ca, cert, key = getattr(args, "ca_bundle", None), getattr(args, "cert", None), getattr(args, "key", None)
+    insecure, proxy = getattr(args, "insecure", False), getattr(args, "proxy", None)
+    if insecure and ca:
+        raise InvalidRequestError("--insecure and --ca-bundle contradict each other: give one")
+    if key and not cert:
+        raise InvalidRequestError("--key needs --cert (the client certificate it belongs to)")
+    out: dict[str, Any] = {}
+    if insecure:
+        out["verify"] = False
+    elif ca:
+        out["verify"] = ca
+    if cert:
+        out["cert"] = (cert, key) if key else cert
+    if proxy:
+        out["proxy"] = proxy
+    return out
