@@ -112,10 +112,17 @@ class RequestsTransport:
         self._queued: float | None = None if session is not None else 0.0
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0,
-                                  pool_block=pool_block)
+            pools = _pool_classes(pool_block)
+
+            class _Adapter(HTTPAdapter):
+                def proxy_manager_for(self, proxy: Any, **kw: Any) -> Any:
+                    manager = super().proxy_manager_for(proxy, **kw)
+                    manager.pool_classes_by_scheme = pools  # (a proxy's pools note reuse too)
+                    return manager
+
+            adapter = _Adapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0, pool_block=pool_block)
             # (its own dict: not the module's)
-            adapter.poolmanager.pool_classes_by_scheme = _pool_classes(pool_block)
+            adapter.poolmanager.pool_classes_by_scheme = pools
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             # The environment is read once, by the plan (the same rules as the async transport)
