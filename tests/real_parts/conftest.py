@@ -140,15 +140,13 @@ http {{
     upstream backend {{ server 127.0.0.1:{backend}; keepalive 8; }}
     server {{
         listen 127.0.0.1:{http};
-        location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-                     proxy_buffering off; }}
+        {location}
     }}
     server {{
         listen 127.0.0.1:{tls} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
-        location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-                     proxy_buffering off; }}
+        {location}
     }}
     server {{
         listen 127.0.0.1:{mtls} ssl;
@@ -156,11 +154,15 @@ http {{
         ssl_certificate_key {key};
         ssl_client_certificate {ca};
         ssl_verify_client on;
-        location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
-                     proxy_buffering off; }}
+        {location}
     }}
 }}
 """
+
+
+# every server block passes requests on unbuffered (SSE as it comes), on kept-alive upstream connections
+LOCATION = 'location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; ' \
+           'proxy_buffering off; }'
 
 
 @pytest.fixture
@@ -173,7 +175,7 @@ def gateway(pki: Pki, tmp_path: Path) -> Iterator[Gateway]:
         conf = d / "nginx.conf"
         user = "user root;" if os.geteuid() == 0 else ""  # (workers must read this temporary directory)
         conf.write_text(NGINX_CONF.format(d=d, user=user, backend=backend.port, cert=pki.server_cert,
-                                          key=pki.server_key, ca=pki.ca, **ports))
+                                          key=pki.server_key, ca=pki.ca, location=LOCATION, **ports))
         log = d / "error.log"
         proc = subprocess.Popen([nginx, "-p", str(d), "-c", str(conf), "-e", str(log), "-g", "daemon off;"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

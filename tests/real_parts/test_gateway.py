@@ -155,3 +155,16 @@ def test_cli_flags_through_the_gateway(gateway: Gateway, pki: Pki, tinyproxy: Pr
     r = cli("batch", str(inp), "-o", str(tmp_path / "out2.jsonl"), "--base-url", gateway.mtls_url,
             "--ca-bundle", pki.ca, "--cert", pki.client_pem, "--no-progress")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_user_sessions_verify_beats_requests_ca_bundle(gateway: Gateway, pki: Pki,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import requests
+
+    from vllm_client import RequestsTransport, VllmClient
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", pki.server_cert)  # not the CA: would fail verification
+    session = requests.Session()
+    session.verify = pki.ca
+    with VllmClient(gateway.tls_url, transport=RequestsTransport(session=session), max_retries=0) as client:
+        assert [m.id for m in client.models()] == ["fake-model"]
