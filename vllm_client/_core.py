@@ -183,6 +183,7 @@ class ClientCore:
         connection = self._connection.kwargs() if transport is None else {}
         copy = cls(**self._options(timeout, max_retries, default_headers), transport=transport, **connection)
         copy._resolved_model = self._resolved_model
+        copy._connection = self._connection  # (a copy's own batch() twin makes a transport with them)
         copy._custom_transport = self._custom_transport
         copy._owns_transport = owns
         return copy
