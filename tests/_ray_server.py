@@ -43,6 +43,7 @@ class LoadServer(FakeVllmServer):
         self.starts: list[float] = []
         self._count = threading.Lock()
         self._seen429: set[str] = set()
+        self.answered_429: float | None = None  # when the first 429 was answered
 
     def reset_counts(self) -> None:
         with self._count:
@@ -82,5 +83,6 @@ class LoadServer(FakeVllmServer):
                 return _Answer(200, b"{not json", "application/json"), False
             if "FAULT429" in prompt and prompt not in self._seen429:
                 self._seen429.add(prompt)
+                self.answered_429 = time.monotonic()
                 return _Answer(429, w.error_body(429, "slow down"), headers=[("retry-after", "1")]), False
         return super()._route(method, path, headers, raw, body, bad_json, reply)

@@ -34,19 +34,6 @@ import vllm_client.ray as vray  # noqa: E402
 from vllm_client.ray._budget import Budget, Gate  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def ray_session() -> Any:
-    """One local Ray for every test of the session (starting one costs seconds)."""
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
-                 configure_logging=False)
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture
 def server() -> Any:
     with LoadServer() as s:
@@ -328,12 +315,25 @@ def test_cli_batch_ray(ray_session: Any, server: LoadServer, tmp_path: Any) -> N
     b = write_input(tmp_path / "b.jsonl", [line(f"b{i}", "y") for i in range(10)])
     out = tmp_path / "out"
     summary_path = tmp_path / "summary.json"
+    # (`--ray FILE`: FILE is an input, not an address)
     rc = main(["batch", "--ray", a, b, "-o", str(out), "--base-url", server.url, "--no-progress",
                "--actors", "1", "--summary-json", str(summary_path)])
     assert rc == 0
     assert {r["custom_id"] for r in records(out)} == {f"a{i}" for i in range(10)} | {f"b{i}" for i in range(10)}
     s = orjson.loads(summary_path.read_bytes())
     assert s["ok"] == 20 and s["failed"] == 0
+
+
+def test_retry_after_pauses_the_actor(ray_session: Any, tmp_path: Any) -> None:
+    rows = [line(f"r{i}", f"p{i}" + (" FAULT429" if i == 10 else "")) for i in range(60)]
+    with LoadServer(latency=0.05) as server:
+        out = vray.process(ray.data.from_items(rows), server.url, actors=1, concurrency=4, batch_size=60,
+                           max_retries=2).take_all()
+        starts = sorted(server.starts)
+    assert all(r["error"] is None for r in out) and len(out) == 60
+    t = server.answered_429  # it said Retry-After: 1; the whole actor waits, not only that row
+    assert t is not None and [s for s in starts if s > t]
+    assert not [s for s in starts if t + 0.3 < s < t + 0.8]
 
 
 # -- the budget (no Ray needed: the actor's class is plain Python) ---------------------------

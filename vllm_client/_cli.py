@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
                "A server that cannot be reached at the start ends the job at once (nothing written); one "
                "that stops answering mid-job (50 connection failures in a row, or 15 s of failures without "
                "an answer) stops it with exit status 1: run the same command again once it is back.")
-    b.add_argument("input", nargs="+",
+    b.add_argument("input", nargs="*",
                    help="input JSONL: custom_id, method, url, body per line (read lazily); with --ray, "
                         "several files or globs")
     b.add_argument("-o", "--output", required=True,

@@ -219,6 +219,9 @@ def run_batch_cli(args: argparse.Namespace, err: TextIO | None = None) -> int:
     address, inputs = args.ray, list(args.input)
     if address and (os.path.exists(address) or address.endswith(".jsonl") or any(c in address for c in "*?[")):
         address, inputs = "", [address, *inputs]  # `--ray in.jsonl ...`: an input, not an address
+    if not inputs:
+        err.write("vllm-client batch --ray: no input file\n")
+        return 2
     urls = [args.base_url or os.environ.get("VLLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
             or "http://localhost:8000/v1"] + list(args.servers or [])
     summary = run_batch(inputs, args.output, base_url=urls if len(urls) > 1 else urls[0],
