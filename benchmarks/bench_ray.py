@@ -10,8 +10,10 @@ vLLM-shaped body after ``--latency`` seconds and counts the requests in flight. 
 run: requests/s at the server (from the first request to the last answer: actor start-up
 left out), rows/s over the wall time of the dataset's execution (Ray already started), the server's peak of
 requests in flight, the CPU seconds of the actors (user+system of their processes, read from
-/proc) and the largest peak RSS of one actor (VmHWM). ``--rss-only`` runs vllm_client.ray alone with one actor at
-256 in flight and prints its peak RSS.
+/proc), the largest peak RSS of one actor (VmHWM: it counts the pages of Ray's object store
+that the actor mapped) and its peak private memory (RssAnon, sampled every 0.1 s).
+``--rss-only`` runs one idle Ray Data actor (the baseline) and vllm_client.ray with one
+actor at 256 in flight.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ class Sampler:
         self.udf = udf.encode()
         self.cpu: dict[int, float] = {}
         self.rss: dict[int, float] = {}
+        self.anon: dict[int, float] = {}  # peak RssAnon: private memory, without the mapped object store
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.tick = os.sysconf("SC_CLK_TCK")
@@ -122,6 +125,8 @@ class Sampler:
                         for ln in f:
                             if ln.startswith("VmHWM:"):
                                 self.rss[pid] = int(ln.split()[1]) / 1024
+                            elif ln.startswith("RssAnon:"):
+                                self.anon[pid] = max(self.anon.get(pid, 0.0), int(ln.split()[1]) / 1024)
                 except (OSError, ValueError, IndexError):
                     continue
 
@@ -166,6 +171,22 @@ def ray_http(ray: Any, url: str, n: int, actors: int, num_cpus: float) -> tuple[
     return time.perf_counter() - t0, rows
 
 
+class Idle:
+    """A Ray Data actor that sends nothing: the baseline of an actor's memory."""
+
+    async def __call__(self, batch: Any) -> Any:
+        await asyncio.sleep(0.2)
+        return {"content": ["x"] * len(batch["id"])}
+
+
+def idle(ray: Any, n: int, actors: int, num_cpus: float) -> tuple[float, list[dict[str, Any]]]:
+    ds = ray.data.range(n).map_batches(Idle, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus,
+                                       batch_size=64)
+    t0 = time.perf_counter()
+    rows = ds.take_all()
+    return time.perf_counter() - t0, rows
+
+
 def ours(ray: Any, url: str, n: int, actors: int, num_cpus: float, concurrency: int) -> tuple[float, list[dict[str, Any]]]:
     import vllm_client.ray as vray
 
@@ -203,6 +224,8 @@ def main() -> None:
         ray.data.DataContext.get_current().enable_progress_bars = False
         runs: list[tuple[str, str, Any]] = []
         if args.rss_only:
+            runs.append(("baseline: a Ray Data actor sending nothing", "Idle",
+                         lambda: idle(ray, args.rows, 1, args.num_cpus)))
             runs.append(("vllm_client.ray, 1 actor, 256 in flight", "BatchProcessor",
                          lambda: ours(ray, url, args.rows, 1, args.num_cpus, 256)))
         else:
@@ -213,18 +236,19 @@ def main() -> None:
         print(f"{args.rows} rows, server latency {args.latency * 1000:.0f} ms, {args.actors} actor(s) of "
               f"{args.num_cpus} CPU; machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
         print("| processor | requests/s at the server | rows/s, wall | server max in flight | actors' CPU s "
-              "| peak RSS per actor |")
-        print("|---|---:|---:|---:|---:|---:|")
+              "| peak RSS per actor | peak RssAnon per actor |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         for name, udf, run in runs:
             stats(port, reset=True)
             with Sampler(udf) as sampler:
                 wall, rows = run()
             s = stats(port)
             cpu, rss = sum(sampler.cpu.values()), max(sampler.rss.values(), default=0.0)
+            anon = max(sampler.anon.values(), default=0.0)
             assert len(rows) == args.rows and all(r["content"] for r in rows), "wrong or missing rows"
-            served = s["requests"] / max(s["last"] - s["first"], 1e-9)  # first request to last answer
-            print(f"| {name} | {served:.1f} | {len(rows) / wall:.1f} | {s['peak']} | {cpu:.1f} | {rss:.0f} MB |",
-                  flush=True)
+            served = s["requests"] / max(s["last"] - s["first"], 1e-9) if s["first"] else 0.0
+            print(f"| {name} | {served:.1f} | {len(rows) / wall:.1f} | {s['peak']} | {cpu:.1f} | {rss:.0f} MB "
+                  f"| {anon:.0f} MB |", flush=True)
         ray.shutdown()
     finally:
         server.terminate()

@@ -116,7 +116,7 @@ def test_processor_preprocess_builder_and_postprocess(ray_session: Any, server: 
 
     out = ds.map_batches(vray.BatchProcessor, fn_constructor_kwargs={
         "base_url": server.url, "preprocess": pre, "postprocess": post, "concurrency": 8},
-        concurrency=1, num_cpus=0.25, batch_size=10).take_all()
+        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.25, batch_size=10).take_all()
     assert sorted(r["id"] for r in out) == list(range(20))
     assert all(r["n"] == 3 and r["answer"].startswith("Hello!") for r in out)
     sent = [r.body for r in server.requests if r.path == "/v1/chat/completions"]
@@ -136,7 +136,7 @@ def test_processor_unreachable_server_raises(ray_session: Any, tmp_path: Any) ->
     ds = ray.data.from_items([line("a", "hi"), line("b", "hi")])  # (numpy batches, dict bodies)
     with pytest.raises(Exception, match="cannot reach the server"):
         ds.map_batches(vray.BatchProcessor, fn_constructor_kwargs={"base_url": url, "max_retries": 0},
-                       concurrency=1, num_cpus=0.25).take_all()
+                       compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.25).take_all()
 
 
 # -- the job --------------------------------------------------------------------------------

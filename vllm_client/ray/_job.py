@@ -39,9 +39,12 @@ def process(ds: Any, base_url: str | Sequence[str] | None = None, *, actors: int
     would starve the read stage); ``processor_options`` go to ``BatchProcessor``."""
     if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
         raise InvalidRequestError(f"actors={actors!r}: expected an integer >= 1")
+    import ray.data
+
     return ds.map_batches(BatchProcessor, fn_constructor_kwargs={"base_url": _urls(base_url), "concurrency": concurrency,
                                                                  **processor_options},
-                          concurrency=actors, num_cpus=num_cpus, batch_size=batch_size, batch_format="pyarrow")
+                          compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus, batch_size=batch_size,
+                          batch_format="pyarrow")
 
 
 def _urls(base_url: str | Sequence[str] | None) -> str | list[str] | None:
@@ -133,7 +136,8 @@ def run_batch(inputs: str | Iterable[str], output_dir: str, *, base_url: str | S
         ds = ray.data.read_text(files, drop_empty_lines=True).repartition(target_num_rows_per_block=batch_size)
         ds = ds.map_batches(JobProcessor, fn_constructor_kwargs={
             "base_url": urls, "concurrency": concurrency, "done": ray.put(done), "budget": (budget, limits),
-            "client_options": client_options}, concurrency=actors, num_cpus=num_cpus, batch_size=batch_size,
+            "client_options": client_options}, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=num_cpus,
+            batch_size=batch_size,
             batch_format="pyarrow")
         del done
         try:

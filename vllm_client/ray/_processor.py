@@ -3,6 +3,7 @@ through the SDK's batch engine (``_batch.iter_batch``) on an ``AsyncVllmClient``
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import Callable, Mapping
@@ -91,7 +92,7 @@ class BatchProcessor:
     ::
 
         ds.map_batches(BatchProcessor, fn_constructor_kwargs={"base_url": url, "concurrency": 64},
-                       concurrency=4, num_cpus=0.25, batch_size=64)
+                       compute=ray.data.ActorPoolStrategy(size=4), num_cpus=0.25, batch_size=64)
 
     (or ``vllm_client.ray.process(ds, base_url=url, actors=4)``, which asks for a quarter of a
     CPU per actor by default). Input rows: OpenAI batch lines (``custom_id``, ``method``,
@@ -126,6 +127,7 @@ class BatchProcessor:
         self.budget = budget  # (from run_batch: a budget actor and whether it holds limits)
         self.client_options = {**(client_options or {}), **more_client_options}
         self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._gate: Gate | None = None
         self._watchdog = Watchdog()
         self._with_client = preprocess is not None and _takes_two(preprocess)
@@ -142,7 +144,22 @@ class BatchProcessor:
             hooks = {k: list(v) for k, v in (options.pop("event_hooks", None) or {}).items()}
             hooks.setdefault("response", []).append(self._on_response)
             self._client = AsyncVllmClient(self.base_url, event_hooks=hooks, **options)
+            self._loop = asyncio.get_running_loop()
         return self._client
+
+    def __del__(self) -> None:
+        """Close the client on its loop (Ray Data deletes the UDF when the actor pool ends)."""
+        client, loop = getattr(self, "_client", None), getattr(self, "_loop", None)
+        if client is None or loop is None:
+            return
+        self._client = None
+        if self._gate is not None:
+            loop.call_soon_threadsafe(self._gate.close)
+        try:
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(client.aclose(), loop).result(timeout=5)
+        except Exception:  # the loop is closing: the process ends anyway
+            pass
 
     def _on_response(self, info: Any) -> None:
         if info.status_code in (429, 503) and self._gate is not None:
