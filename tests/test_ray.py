@@ -308,6 +308,18 @@ def test_cluster_wide_max_in_flight_measured_at_the_server(ray_session: Any, tmp
         assert server.peak > 6  # (without the limit the same job goes wider)
 
 
+def test_cluster_wide_requests_per_second_measured_at_the_server(ray_session: Any, tmp_path: Any) -> None:
+    src = write_input(tmp_path / "in.jsonl", [line(f"r{i}", f"p{i}") for i in range(40)])
+    with LoadServer() as server:
+        summary = job(src, tmp_path / "out", server.url, concurrency=64, max_requests_per_second=20,
+                      batch_size=10)
+        starts = sorted(server.starts)
+    assert summary["written"] == 40 and len(starts) == 40
+    # two actors, one budget: 40 starts evenly spaced at 20/s span 39/20 s (less the first
+    # request's own connection set-up); unlimited, the two actors send all 40 at once
+    assert starts[-1] - starts[0] >= 1.5
+
+
 def test_cli_batch_ray(ray_session: Any, server: LoadServer, tmp_path: Any) -> None:
     from vllm_client._cli import main
 

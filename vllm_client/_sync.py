@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from ._batch import run_in_thread
 from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
@@ -53,6 +52,8 @@ def run_tool(call: Callable[[], Any] | str) -> str:
     """Run one prepared tool call in this thread (``call_tool`` driven with blocking I/O): an
     async tool's awaitable runs on a fresh event loop in a worker thread, which works also
     where this thread already runs a loop (a Jupyter cell, a FastAPI handler)."""
+    from ._batch import run_in_thread  # (asyncio is imported only when needed)
+
     flow = call_tool(call)
     value: Any = None
     error: Exception | None = None
