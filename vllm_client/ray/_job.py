@@ -118,8 +118,8 @@ def run_batch(inputs: str | Iterable[str], output_dir: str, *, base_url: str | S
 
     started_ray = not ray.is_initialized()
     if started_ray:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+        local = {"include_dashboard": False} if address is None else {}  # (a local Ray: no dashboard)
+        ray.init(address=address, log_to_driver=False, logging_level="ERROR", **local)
     ctx = ray.data.DataContext.get_current()
     bars = ctx.enable_progress_bars
     ctx.enable_progress_bars = progress
