@@ -136,8 +136,8 @@ class VllmClient(ClientCore):
 
     def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
         """Run one round of tool calls: one inline, several in a pool of threads."""
-        if len(calls) == 1:
-            return [run_tool(calls[0][1])]
+        if len(calls) <= 1:  # (none: a turn asked again, see ToolLoop.after)
+            return [run_tool(c) for _, c in calls]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TOOLS, len(calls)),
