@@ -86,8 +86,10 @@ def test_processor_batch_lines_every_endpoint_and_typed_errors(ray_session: Any,
             line("e1", "embed me", url="/v1/embeddings"), line("c4", "FAULT500", max_tokens=4)]
     rows = [{**r, "body": orjson.dumps(r["body"]).decode()} for r in rows]  # JSON text: no schema inferred
     ds = ray.data.from_items(rows)
-    out = vray.process(ds, server.url, actors=1, batch_size=8, max_retries=0).take_all()
+    out = vray.process(ds, server.url, actors=1, batch_size=8, max_retries=0, default_headers={"X-Job": "ray"},
+                       verify=False, trust_env=False).take_all()  # client options reach each actor's client
     got = {r["custom_id"]: r for r in out}
+    assert all(r.headers.get("x-job") == "ray" for r in server.requests if r.method == "POST")
     assert set(got) == {"c1", "c2", "c3", "e1", "c4"}
     ok = got["c1"]
     assert ok["error"] is None and ok["status_code"] == 200

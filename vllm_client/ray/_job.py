@@ -14,6 +14,7 @@ import orjson
 
 from .._batch import Progress, summary_text
 from .._batch_cli import _fsync_dir, _write, read_done
+from .._connection import cli_connection
 from .._exceptions import InvalidRequestError
 from .._urls import redact_url
 from ._budget import budget_actor
@@ -233,5 +234,5 @@ def run_batch_cli(args: argparse.Namespace, err: TextIO | None = None) -> int:
                         max_in_flight=args.max_in_flight, max_requests_per_second=args.max_requests_per_second,
                         address=address or None, progress=not args.no_progress, summary_json=args.summary_json,
                         err=err, api_key=args.api_key, default_model=args.model, timeout=args.timeout,
-                        max_retries=args.max_retries)
+                        max_retries=args.max_retries, **cli_connection(args))
     return 1 if summary["stopped"] or summary["failed"] or summary["bad_lines"] else 0
