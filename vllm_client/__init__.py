@@ -84,6 +84,7 @@ from ._exceptions import (
     UnprocessableEntityError,
     VllmError,
 )
+from ._media import MAX_MEDIA_BYTES, data_url
 from ._observe import RequestInfo, ResponseInfo, Timing, configure_from_env
 from ._stream import AsyncChatStream, ChatStream
 from ._sync import VllmClient
@@ -168,6 +169,9 @@ __all__ = [
     "VllmClient",
     "AsyncVllmClient",
     "Timeout",
+    # local media files (read only when asked for)
+    "data_url",
+    "MAX_MEDIA_BYTES",
     # builders
     "ChatCompletionBuilder",
     "CompletionBuilder",

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from . import _json
 from ._config import (
     Timeout,
     TimeoutTypes,
@@ -196,7 +197,10 @@ class ClientCore:
             try:
                 data = orjson.dumps(body)
             except TypeError as e:
-                raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
+                try:  # an integer beyond 64 bits (orjson refuses it): written exactly
+                    data = _json.dumps(body)
+                except TypeError:
+                    raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
             # orjson writes NaN and +-inf as null: refuse them. A null value follows ':', '[' or ','
             # (orjson writes no spaces); "null" in a string (a JSON schema's {"type": "null"}) does not.
             # (find(), not ``in``: bytes.__contains__ first tries the needle as an int, and raises and

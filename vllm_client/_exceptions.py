@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from . import _json
 from ._urls import redact_url
 
 __all__ = [
@@ -377,7 +378,7 @@ def decode_body(body: bytes) -> Any:
     stripped = body.lstrip()
     if stripped[:1] in (b"{", b"["):
         try:
-            return orjson.loads(body)
+            return _json.loads(body)
         except orjson.JSONDecodeError:
             pass
     return body.decode("utf-8", "replace")
@@ -425,7 +426,7 @@ def load_json_object(body: bytes, *, what: str, url: str | None = None, status: 
     """Parse a response body that must be a JSON object; typed errors otherwise (``url`` is
     redacted before it goes into one)."""
     try:
-        obj = orjson.loads(body)
+        obj = _json.loads(body)
     except orjson.JSONDecodeError as e:
         preview = body[:200].decode("utf-8", "replace")
         raise ResponseDecodeError(

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from . import _json
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -29,6 +30,7 @@ from ._exceptions import (
     StreamTimeoutError,
     parse_error_object,
 )
+from ._json import exact_loads, has_long_number
 from ._observe import Timing, attach, header
 from ._sse import SSEDecoder, SSEEvent
 from ._transports.base import Response
@@ -202,8 +204,11 @@ class StreamAccumulator(Generic[R]):
                     self._tpl = None if self._tpl_tries < 4 else False
             try:  # a plain event's data: a chunk
                 obj = _loads(item)
-            except orjson.JSONDecodeError:
-                raise self._not_json(item) from None
+            except orjson.JSONDecodeError as e:
+                try:  # NaN / Infinity, a number beyond a double: the standard library reads them
+                    obj = exact_loads(item, e)
+                except orjson.JSONDecodeError:
+                    raise self._not_json(item) from None
             # The hot path, nearly every chunk of a chat stream: one choice whose delta is text
             # and nothing else, after the first chunk (vLLM: {"choices": [{"index": 0, "delta":
             # {"content": "..."}, "logprobs": null, "finish_reason": null, "token_ids": null}]}).
@@ -231,6 +236,8 @@ class StreamAccumulator(Generic[R]):
                         if self._tpl is None:
                             self._learn(item, b'"content":', content, state, False)
                     continue
+            if has_long_number(item):  # an integer beyond 64 bits (not on the text path above): exact
+                obj = exact_loads(item)
             self._on_chunk(obj, out)
             if self._tpl is None and out and out[-1].__class__ is ReasoningDelta:
                 self._learn_reasoning(item, obj)
@@ -278,7 +285,7 @@ class StreamAccumulator(Generic[R]):
             self._on_items([data], out)
             return
         try:
-            parsed: Any = _loads(data)
+            parsed: Any = _json.loads(data)
         except orjson.JSONDecodeError:
             parsed = data.decode("utf-8", "replace")
         if name == "error":
