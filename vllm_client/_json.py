@@ -35,11 +35,11 @@ _LONG_INT_B = re.compile(rb"(?<![0-9.eE])-?[0-9]{19,}(?![0-9.eE])")
 
 def has_long_number(data: bytes | str) -> bool:
     """Whether ``data`` holds an integer of 19 digits or more (one orjson may not keep exact)."""
-    if data.__class__ is bytes:
-        if data.translate(_ZEROS).find(_RUN) < 0:  # type: ignore[union-attr,arg-type]
+    if isinstance(data, bytes):
+        if data.translate(_ZEROS).find(_RUN) < 0:
             return False
-        return _LONG_INT_B.search(data) is not None  # type: ignore[arg-type]
-    return _LONG_INT.search(data) is not None  # type: ignore[arg-type]
+        return _LONG_INT_B.search(data) is not None
+    return _LONG_INT.search(data) is not None
 
 
 def exact_loads(data: bytes | bytearray | memoryview | str, error: JSONDecodeError | None = None) -> Any:
@@ -62,10 +62,7 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
         value = _orjson_loads(data)
     except JSONDecodeError as e:
         return exact_loads(data, e)
-    if data.__class__ is bytes or data.__class__ is str:
-        if has_long_number(data):  # type: ignore[arg-type]
-            return exact_loads(data)
-    elif has_long_number(bytes(data)):
+    if has_long_number(data if isinstance(data, (bytes, str)) else bytes(data)):
         return exact_loads(data)
     return value
 

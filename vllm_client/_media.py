@@ -118,7 +118,7 @@ def read_media(path: str | os.PathLike[str], kind: str, *, max_bytes: int = MAX_
             raise InvalidRequestError(f"{where}: {shown!r} is not a regular file")
         if st.st_size > max_bytes:
             raise InvalidRequestError(f"{where}: {shown!r} is {st.st_size} bytes, more than the limit of "
-                                      f"{max_bytes} (max_bytes=)")
+                                      f"{max_bytes} bytes (max_bytes=)")
         chunks: list[bytes] = []
         size = 0
         while size <= max_bytes:

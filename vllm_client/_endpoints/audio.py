@@ -127,8 +127,6 @@ class TranscriptionBody(_Builder):
             name = filename or "audio.wav"
         elif isinstance(audio, (str, os.PathLike)) and os.fspath(audio):
             path = os.fspath(audio)
-            if not os.path.isfile(path):
-                raise InvalidRequestError(f"file({os.path.basename(path)!r}): no such file")
             sniffed, data = read_media(path, "audio", max_bytes=max_bytes, where="file(...)")
             name = filename or os.path.basename(path)
             content_type = content_type or sniffed

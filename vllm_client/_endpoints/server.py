@@ -300,7 +300,7 @@ def parse_metrics(text: str) -> Metrics:
     that is not a sample raises ``ResponseDecodeError``)."""
     samples: list[tuple[str, dict[str, str], float]] = []
     keys: list[str] = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # (only \n ends a line: a label may hold a \r)
         line = line.strip()
         if not line or line.startswith("#"):
             continue
