@@ -288,9 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
                "A server that cannot be reached at the start ends the job at once (nothing written); one "
                "that stops answering mid-job (50 connection failures in a row, or 15 s of failures without "
                "an answer) stops it with exit status 1: run the same command again once it is back.")
-    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line (read lazily)")
+    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line (read lazily; '-': stdin)")
     b.add_argument("-o", "--output", required=True,
-                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others)")
+                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others; "
+                   "'-': stdout)")
     b.add_argument("--concurrency", type=int, default=64)
     b.add_argument("--max-requests-per-second", type=float, default=None)
     b.add_argument("--max-retries", type=int, default=2, help="retries per request (default 2)")
