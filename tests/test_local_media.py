@@ -173,3 +173,27 @@ async def test_transcription_files_are_checked_too(kind: str, tmp_path: Path) ->
     body = t.requests[0].body or b""
     assert b'filename="hello.wav"' in body and b"Content-Type: audio/wav" in body and WAV in body
     await close(kind, c)
+
+
+@pytest.mark.parametrize(("data", "kind", "mime"), [
+    (PNG, "image", "image/png"), (JPEG, "image", "image/jpeg"), (b"GIF89a" + bytes(10), "image", "image/gif"),
+    (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image", "image/webp"),
+    (b"BM" + bytes(12) + (40).to_bytes(4, "little") + bytes(20), "image", "image/bmp"),
+    (b"\x00\x00\x00\x1cftypavif" + bytes(8), "image", "image/avif"),
+    (WAV, "audio", "audio/wav"), (b"ID3\x04\x00" + bytes(10), "audio", "audio/mpeg"),
+    (b"\xff\xfb\x90\x00" + bytes(10), "audio", "audio/mpeg"), (b"\xff\xf1\x50\x80" + bytes(10), "audio", "audio/aac"),
+    (b"fLaC" + bytes(10), "audio", "audio/flac"), (b"OggS" + bytes(10), "audio", "audio/ogg"),
+    (b"\x00\x00\x00\x20ftypM4A " + bytes(8), "audio", "audio/mp4"),
+    (MP4, "video", "video/mp4"), (b"\x00\x00\x00\x14ftypqt  " + bytes(8), "video", "video/quicktime"),
+    (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01webm", "video", "video/webm"),
+    (b"RIFF\x00\x00\x00\x00AVI LIST", "video", "video/x-msvideo"),
+])
+def test_sniffing_by_kind(data: bytes, kind: str, mime: str) -> None:
+    from vllm_client._media import sniff
+
+    assert sniff(data, kind) == mime
+    containers = data.startswith((b"OggS", b"\x1a\x45\xdf\xa3")) or data[4:8] == b"ftyp"  # audio or video
+    for other in ("image", "audio", "video"):
+        if other != kind and not (containers and other != "image"):
+            assert sniff(data, other) is None, other
+    assert sniff(b"OPENAI_API_KEY=sk-1\nHOME=/root\n", kind) is None

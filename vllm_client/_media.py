@@ -45,8 +45,8 @@ def sniff(data: bytes, kind: str) -> str | None:
             return "image/gif"
         if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
             return "image/webp"
-        if head.startswith(b"BM") and len(head) >= 26:
-            return "image/bmp"
+        if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") in (12, 40, 52, 56, 64, 108, 124):
+            return "image/bmp"  # (the DIB header's size: one of the known ones)
         if head[:4] in (b"II*\x00", b"MM\x00*"):
             return "image/tiff"
         if head[4:8] == b"ftyp" and head[8:12] in _IMAGE_BRANDS:
@@ -55,7 +55,7 @@ def sniff(data: bytes, kind: str) -> str | None:
     if kind == "audio":
         if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
             return "audio/wav"
-        if head.startswith(b"ID3"):
+        if head.startswith(b"ID3") and head[3:4] in (b"\x02", b"\x03", b"\x04"):
             return "audio/mpeg"
         if len(head) >= 2 and head[0] == 0xFF:
             if head[1] & 0xF6 == 0xF0:  # ADTS (layer bits 00): AAC
