@@ -41,9 +41,9 @@ class PreparedRequest:
 
     def json(self) -> Any:
         """The body parsed back from JSON (for tests and debugging)."""
-        import orjson
+        from .._json import loads
 
-        return None if self.body is None else orjson.loads(self.body)
+        return None if self.body is None else loads(self.body)
 
 
 class Response:
