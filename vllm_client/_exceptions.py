@@ -386,7 +386,7 @@ def decode_body(body: bytes) -> Any:
     stripped = body.lstrip()
     if stripped[:1] in (b"{", b"["):
         try:
-            return _json.loads(body)
+            return _json.loads_body(body)
         except orjson.JSONDecodeError:
             pass
     return body.decode("utf-8", "replace")
@@ -434,7 +434,7 @@ def load_json_object(body: bytes, *, what: str, url: str | None = None, status: 
     """Parse a response body that must be a JSON object; typed errors otherwise (``url`` is
     redacted before it goes into one)."""
     try:
-        obj = _json.loads(body)
+        obj = _json.loads_body(body)
     except orjson.JSONDecodeError as e:
         preview = body[:200].decode("utf-8", "replace")
         raise ResponseDecodeError(

@@ -9,6 +9,12 @@ run of 19 or more digits (the only way to write such an integer). The check is o
 ``bytes.translate`` and a substring search: a fraction of orjson's own time. An integer of
 more than 4300 digits (Python's limit) is refused, as invalid JSON.
 
+``loads`` is for the model's own JSON (tool arguments, structured outputs) and batch files.
+Response bodies go through ``loads_body``: orjson, and the standard library only when orjson
+refused (``NaN`` / ``Infinity`` then become floats). The digit-run check costs about 7,000
+instructions on a 600-byte chat body (a third of ``orjson.loads``, 8 % of a whole request), and
+the servers' own fields (ids, counts, token ids, timestamps) never need it.
+
 ``dumps`` writes with orjson, and with the standard library when a value holds such an
 integer (orjson refuses them).
 """
@@ -21,7 +27,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["loads", "dumps", "has_long_number", "exact_loads"]
+__all__ = ["loads", "loads_body", "dumps", "has_long_number", "exact_loads"]
 
 JSONDecodeError = orjson.JSONDecodeError
 _orjson_loads = orjson.loads
@@ -65,6 +71,15 @@ def loads(data: bytes | bytearray | memoryview | str) -> Any:
     if has_long_number(data if isinstance(data, (bytes, str)) else bytes(data)):
         return exact_loads(data)
     return value
+
+
+def loads_body(data: bytes | bytearray | memoryview | str) -> Any:
+    """``orjson.loads``; what orjson refuses (``NaN``, ``Infinity``, a number beyond a double)
+    read by the standard library. Raises ``orjson.JSONDecodeError``."""
+    try:
+        return _orjson_loads(data)
+    except JSONDecodeError as e:
+        return exact_loads(data, e)
 
 
 def _stdlib_dumps(value: Any) -> bytes:

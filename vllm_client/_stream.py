@@ -30,7 +30,7 @@ from ._exceptions import (
     StreamTimeoutError,
     parse_error_object,
 )
-from ._json import exact_loads, has_long_number
+from ._json import exact_loads
 from ._observe import Timing, attach, header
 from ._sse import SSEDecoder, SSEEvent
 from ._transports.base import Response
@@ -236,8 +236,6 @@ class StreamAccumulator(Generic[R]):
                         if self._tpl is None:
                             self._learn(item, b'"content":', content, state, False)
                     continue
-            if has_long_number(item):  # an integer beyond 64 bits (not on the text path above): exact
-                obj = exact_loads(item)
             self._on_chunk(obj, out)
             if self._tpl is None and out and out[-1].__class__ is ReasoningDelta:
                 self._learn_reasoning(item, obj)
@@ -285,7 +283,7 @@ class StreamAccumulator(Generic[R]):
             self._on_items([data], out)
             return
         try:
-            parsed: Any = _json.loads(data)
+            parsed: Any = _json.loads_body(data)
         except orjson.JSONDecodeError:
             parsed = data.decode("utf-8", "replace")
         if name == "error":

@@ -325,7 +325,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
             if data == b"[DONE]":
                 continue
             try:
-                obj = _json.loads(data)
+                obj = _json.loads_body(data)
             except orjson.JSONDecodeError:
                 raise self._not_json(data) from None
             if obj.__class__ is not dict:
