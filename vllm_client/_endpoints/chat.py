@@ -235,6 +235,8 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         a content-part dict."""
         if not isinstance(content, (str, list)):
             raise InvalidRequestError(f"user_message({content!r}): expected text or a list of content parts")
+        if not (images or audio or videos):  # (text only: the common case)
+            return self.message({"role": "user", "content": content})
         parts = []
         for kind, items in (("image", images), ("audio", audio), ("video", videos)):
             arg = "images" if kind == "image" else ("audio" if kind == "audio" else "videos")
