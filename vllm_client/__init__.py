@@ -80,6 +80,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    IncompleteToolCallError,
     InternalServerError,
     InvalidRequestError,
     NotFoundError,
@@ -273,6 +274,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "IncompleteToolCallError",
     "OutputParseError",
     "ToolSchemaError",
     # observability

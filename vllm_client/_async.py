@@ -7,13 +7,12 @@ import asyncio
 import contextvars
 import inspect
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
 from ._batch import Progress, iter_batch, known_length, prepared, run_batch
-from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import AsyncAudio
@@ -84,25 +83,11 @@ class AsyncVllmClient(ClientCore):
 
     _sync_hooks = False
 
-    def __init__(
-        self,
-        base_url: str | Sequence[str] | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-        default_model: str | None = None,
-        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-        transport: AsyncTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model,
-                         event_hooks=event_hooks)
-        self._transport: AsyncTransport = self._use_transport(transport, AiohttpTransport)
-        self._closed = False
-        self.chat = AsyncChat(self)
-        self.audio = AsyncAudio(self)
+    _transport_class = AiohttpTransport
+    _groups = {"chat": AsyncChat, "audio": AsyncAudio}
+    _transport: AsyncTransport
+    chat: AsyncChat
+    audio: AsyncAudio
 
     def __repr__(self) -> str:
         return self._repr()

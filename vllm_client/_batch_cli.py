@@ -42,6 +42,7 @@ import orjson
 from . import _json
 from ._batch import Progress, iter_batch, summary_text
 from ._config import Timeout
+from ._connection import cli_connection
 from ._exceptions import APIConnectionError, APIStatusError, InvalidRequestError
 from ._retry import should_retry_status
 from ._urls import redact_url, server_root
@@ -347,7 +348,8 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     urls = [args.base_url or os.environ.get("VLLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
             or "http://localhost:8000/v1"] + list(args.servers or [])
     client = AsyncVllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
-                             timeout=args.timeout, max_retries=args.max_retries)  # bad options: before any I/O
+                             timeout=args.timeout, max_retries=args.max_retries,
+                             **cli_connection(args))  # bad options: before any I/O
     if same_file(args.input, args.output):
         err.write(f"batch: the output {args.output} is the input file; give another -o (the input is left as is)\n")
         return 2

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._connection import cli_connection
 from ._printer import Printer, stats_line
 
 
@@ -20,7 +21,7 @@ def _client(args: argparse.Namespace) -> Any:
     from . import VllmClient
 
     return VllmClient(args.base_url, api_key=args.api_key, default_model=args.model,
-                      timeout=getattr(args, "timeout", None))
+                      timeout=getattr(args, "timeout", None), **cli_connection(args))
 
 
 def _chat_builder(client: Any, args: argparse.Namespace, builder: Any) -> Any:
@@ -215,6 +216,14 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Run an OpenAI batch file against the server(s)."""
+    if args.ray is not None:
+        from .ray._job import run_batch_cli as run_ray_batch_cli
+
+        return run_ray_batch_cli(args)
+    if len(args.input) != 1:
+        sys.stderr.write("vllm-client batch: one input file (several, or a glob, with --ray)\n")
+        return 2
+    args.input = args.input[0]
     from ._batch_cli import run_batch_cli
 
     return run_batch_cli(args)
@@ -241,6 +250,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=None, help="model name (default: the server's only model)")
     common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    tls = common.add_argument_group("connection (default: $HTTPS_PROXY, $NO_PROXY, $REQUESTS_CA_BUNDLE, ...)")
+    tls.add_argument("--ca-bundle", "--cacert", dest="ca_bundle", default=None, metavar="PATH",
+                     help="CA bundle (PEM) to verify the server's certificate with")
+    tls.add_argument("--cert", default=None, metavar="PATH",
+                     help="client certificate (PEM; with its key unless --key is given)")
+    tls.add_argument("--key", default=None, metavar="PATH", help="the client certificate's private key (PEM)")
+    tls.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's certificate")
+    tls.add_argument("--proxy", default=None, metavar="URL",
+                     help="proxy for every request (instead of $HTTPS_PROXY / $HTTP_PROXY / $ALL_PROXY)")
 
     p = argparse.ArgumentParser(prog="vllm-client", description="Talk to vLLM or any OpenAI-compatible server.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -301,10 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
                "A server that cannot be reached at the start ends the job at once (nothing written); one "
                "that stops answering mid-job (50 connection failures in a row, or 15 s of failures without "
                "an answer) stops it with exit status 1: run the same command again once it is back.")
-    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line (read lazily; '-': stdin)")
+    b.add_argument("input", nargs="*",
+                   help="input JSONL: custom_id, method, url, body per line (read lazily; '-': stdin); with "
+                        "--ray, several files or globs")
     b.add_argument("-o", "--output", required=True,
                    help="output JSONL (appended; re-runs skip the done custom_ids and retry the others; "
-                   "'-': stdout)")
+                        "'-': stdout); with --ray, a directory")
+    b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray (pip install 'vllm_client[ray]'): a local Ray, or the cluster at ADDRESS "
+                        "('auto', 'ray://host:10001')")
+    b.add_argument("--actors", type=int, default=2, help="with --ray: actors sending requests (default 2)")
+    b.add_argument("--batch-size", type=int, default=64, help="with --ray: rows per batch (default 64)")
+    b.add_argument("--max-in-flight", type=int, default=None,
+                   help="with --ray: requests in flight across all actors at most")
     b.add_argument("--concurrency", type=int, default=64)
     b.add_argument("--max-requests-per-second", type=float, default=None)
     b.add_argument("--max-retries", type=int, default=2, help="retries per request (default 2)")

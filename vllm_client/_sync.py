@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import Audio
@@ -41,7 +39,7 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError
+from ._exceptions import APIConnectionError, InvalidRequestError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
 from ._transports import RequestsTransport, SyncTransport
@@ -53,6 +51,8 @@ def run_tool(call: Callable[[], Any] | str) -> str:
     """Run one prepared tool call in this thread (``call_tool`` driven with blocking I/O): an
     async tool's awaitable runs on a fresh event loop in a worker thread, which works also
     where this thread already runs a loop (a Jupyter cell, a FastAPI handler)."""
+    from ._batch import run_in_thread  # (asyncio is imported only when needed)
+
     flow = call_tool(call)
     value: Any = None
     error: Exception | None = None
@@ -73,56 +73,21 @@ async def _await(aw: Any) -> Any:
     return await aw
 
 
-def run_in_thread(main: Callable[[], Any]) -> Any:
-    """Run a coroutine function on a fresh event loop in a worker thread (safe even when the
-    caller's thread already runs a loop); return its result or raise its exception."""
-    import asyncio
-
-    box: list[Any] = []
-
-    def target() -> None:
-        try:
-            box.append((True, asyncio.run(main())))
-        except BaseException as e:
-            box.append((False, e))
-
-    t = threading.Thread(target=target, name="vllm_client-loop", daemon=True)
-    t.start()
-    t.join()
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
-
-
 class VllmClient(ClientCore):
     """A synchronous client for vLLM and OpenAI-compatible servers.
 
     ``VllmClient(base_url=None, *, api_key=None, timeout=None, max_retries=2,
-    default_headers=None, default_model=None, transport=None)``; base URL from the
-    argument, ``$VLLM_BASE_URL``, ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``.
-    Thread-safe; use it as a context manager or call ``close()``.
+    default_headers=None, default_model=None, event_hooks=None, transport=None, verify=True,
+    cert=None, proxy=None, trust_env=True)``; base URL from the argument, ``$VLLM_BASE_URL``,
+    ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``. Thread-safe; use it as a context
+    manager or call ``close()``.
     """
 
-    def __init__(
-        self,
-        base_url: str | Sequence[str] | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-        default_model: str | None = None,
-        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-        transport: SyncTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model,
-                         event_hooks=event_hooks)
-        self._transport: SyncTransport = self._use_transport(transport, RequestsTransport)
-        self._closed = False
-        self.chat = Chat(self)
-        self.audio = Audio(self)
+    _transport_class = RequestsTransport
+    _groups = {"chat": Chat, "audio": Audio}
+    _transport: SyncTransport
+    chat: Chat
+    audio: Audio
 
     def __repr__(self) -> str:
         return self._repr()
@@ -157,8 +122,8 @@ class VllmClient(ClientCore):
 
     def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
         """Run one round of tool calls: one inline, several in a pool of threads."""
-        if len(calls) == 1:
-            return [run_tool(calls[0][1])]
+        if len(calls) <= 1:  # (none: a turn asked again, see ToolLoop.after)
+            return [run_tool(c) for _, c in calls]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TOOLS, len(calls)),
@@ -166,6 +131,18 @@ class VllmClient(ClientCore):
             return list(ex.map(run_tool, [c for _, c in calls]))
 
     # -- batch jobs ------------------------------------------------------------
+
+    def _async_twin(self) -> Any:
+        """An ``AsyncVllmClient`` with this client's configuration, for its batch jobs."""
+        from ._async import AsyncVllmClient
+        from ._transports.mock import MockTransport
+
+        if self._custom_transport:  # never swap the user's transport (proxy, TLS, session) silently
+            raise InvalidRequestError(
+                "batch() runs on the async engine and cannot use this client's custom sync transport: "
+                "use AsyncVllmClient(transport=...).batch(...), or send() the requests in a loop")
+        shared = self._transport if isinstance(self._transport, MockTransport) else None
+        return self._clone(AsyncVllmClient, shared, owns=shared is None)
 
     def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
               max_requests_per_second: float | None = None) -> list[Any]:
