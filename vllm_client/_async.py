@@ -41,7 +41,7 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError
+from ._exceptions import VllmError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
 from ._transports import AsyncTransport
@@ -115,7 +115,7 @@ class AsyncVllmClient(ClientCore):
                 continue
             try:
                 value = await send(step)  # type: ignore[arg-type]
-            except APIConnectionError as e:
+            except VllmError as e:  # (a transport's typed error: thrown in, so the flow closes what it opened)
                 error = e
 
     async def _run_tools(self, calls: list[PreparedCall]) -> list[str]:

@@ -39,7 +39,7 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError, InvalidRequestError
+from ._exceptions import InvalidRequestError, VllmError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
 from ._transports import RequestsTransport, SyncTransport
@@ -117,7 +117,7 @@ class VllmClient(ClientCore):
                 continue
             try:
                 value = send(step)  # type: ignore[arg-type]
-            except APIConnectionError as e:
+            except VllmError as e:  # (a transport's typed error: thrown in, so the flow closes what it opened)
                 error = e
 
     def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
