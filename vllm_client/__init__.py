@@ -85,6 +85,7 @@ from ._exceptions import (
     VllmError,
 )
 from ._observe import RequestInfo, ResponseInfo, Timing, configure_from_env
+from ._raw import AsyncRawStream, RawResponse, RawStream
 from ._stream import AsyncChatStream, ChatStream
 from ._sync import VllmClient
 from ._transports import (
@@ -220,6 +221,10 @@ __all__ = [
     "Metrics",
     "ToolCall",
     "Usage",
+    # any route: client.request()
+    "RawResponse",
+    "RawStream",
+    "AsyncRawStream",
     # streaming
     "ChatStream",
     "AsyncChatStream",

@@ -10,7 +10,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
 from ._batch import Progress, iter_batch, known_length, prepared, run_batch
 from ._config import TimeoutTypes
@@ -43,6 +43,7 @@ from ._endpoints.server import (
 )
 from ._exceptions import APIConnectionError
 from ._observe import HookCall
+from ._raw import AsyncRawStream, RawResponse, check_raw_request, raw_response
 from ._transports import AsyncTransport
 from ._transports.aiohttp import AiohttpTransport
 
@@ -155,6 +156,23 @@ class AsyncVllmClient(ClientCore):
         items = prepared(requests)  # a list is checked whole, any other iterable taken lazily
         return iter_batch(self, items, concurrency=concurrency, max_requests_per_second=max_requests_per_second,
                           progress=Progress(known_length(items), enabled=progress))
+
+    @overload
+    async def request(self, method: str, path: str, *, json: Any = None, stream: Literal[False] = False,
+                      headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawResponse: ...
+
+    @overload
+    async def request(self, method: str, path: str, *, json: Any = None, stream: Literal[True],
+                      headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> AsyncRawStream: ...
+
+    async def request(self, method: str, path: str, *, json: Any = None, stream: bool = False,
+                      headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawResponse | AsyncRawStream:
+        """Call any route with the client's retries, timeouts, typed errors, timings and hooks
+        (see ``VllmClient.request``); with ``stream=True`` an ``AsyncRawStream`` of SSE events."""
+        m, route, root, hdrs, t = check_raw_request(method, path, headers, timeout)
+        response, url = await self._run(self.raw_flow(m, route, json, stream=bool(stream), headers=hdrs,
+                                                      timeout=t, root=root))
+        return AsyncRawStream(response, url) if stream else raw_response(response, url)
 
     def completions(self) -> Creator[AsyncCompletionBuilder]:
         """Legacy text completions."""

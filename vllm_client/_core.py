@@ -224,6 +224,9 @@ class ClientCore:
         replica: Replica | None = None
         request_hooks, response_hooks = self._request_hooks, self._response_hooks
         start = perf_counter()
+        otel = state.otel
+        if otel is not None:  # W3C trace context of the request's span (else the current one)
+            otel.inject(request)
         while True:
             if replicas is not None:
                 yield from self._probe_flow(replicas)
@@ -369,6 +372,14 @@ class ClientCore:
             response = yield from self.send_flow(req)
         else:
             response = yield from otel.traced_flow(self, req, body, self.send_flow(req), stream=True)
+        return response, redact_url(req.url)
+
+    def raw_flow(self, method: str, path: str, body: Any, *, stream: bool, headers: Mapping[str, str] | None,
+                 timeout: Timeout | None, root: bool) -> Flow[tuple[Response, str]]:
+        """``client.request()``: any route, with the retry policy, timings, hooks and typed errors;
+        the Response (open when streamed) and its URL without credentials."""
+        req = self.prepare(method, path, body, stream=stream, headers=headers, timeout=timeout, root=root)
+        response = yield from self.send_flow(req)
         return response, redact_url(req.url)
 
 
