@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import os
+import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, NoReturn, overload
 
 from ._batch import Progress, iter_batch, known_length, prepared, run_batch
 from ._config import TimeoutTypes
@@ -100,6 +102,7 @@ class AsyncVllmClient(ClientCore):
                          event_hooks=event_hooks)
         self._transport: AsyncTransport = self._use_transport(transport, AiohttpTransport)
         self._closed = False
+        self._created_at = _created_at()  # (for the warning of a client never closed)
         self.chat = AsyncChat(self)
         self.audio = AsyncAudio(self)
 
@@ -278,10 +281,37 @@ class AsyncVllmClient(ClientCore):
                         tb: TracebackType | None) -> None:
         await self.aclose()
 
+    def __enter__(self) -> NoReturn:
+        raise TypeError("AsyncVllmClient is used with `async with AsyncVllmClient(...) as client:` "
+                        "(inside a coroutine), not `with`; VllmClient is the synchronous client")
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        pass  # (never reached: __enter__ raises; defined so that `with` calls __enter__)
+
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
         if getattr(self, "_closed", True) or not getattr(self, "_owns_transport", False):
             return
-        if isinstance(transport, AiohttpTransport) and transport._session is not None:
-            warnings.warn("AsyncVllmClient was not closed: use `async with AsyncVllmClient(...)` "
-                          "or `await client.aclose()`", ResourceWarning, stacklevel=1)
+        if not isinstance(transport, AiohttpTransport):
+            return
+        loop = transport._loop
+        if not transport._abandon():  # (closes the connections; aiohttp's own warning is not shown)
+            return
+        where = getattr(self, "_created_at", None)
+        message = (f"AsyncVllmClient{f' created at {where}' if where else ''} was never closed: use "
+                   "`async with AsyncVllmClient(...) as client:` or `await client.aclose()` when done")
+        try:
+            warnings.warn(message, ResourceWarning, source=self)
+            if loop is not None and not loop.is_closed():  # shown even where ResourceWarning is not
+                loop.call_exception_handler({"message": message})
+        except Exception:
+            pass
+
+
+def _created_at() -> str | None:
+    """``file:line`` of the code outside this package that is creating a client."""
+    f: Any = sys._getframe(2)
+    package = os.path.dirname(os.path.abspath(__file__))
+    while f is not None and f.f_code.co_filename.startswith(package):
+        f = f.f_back
+    return None if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
