@@ -14,7 +14,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, NoReturn, overload
 
-from ._batch import Progress, iter_batch, known_length, prepared, run_batch
+from ._batch import iter_batch, known_length, library_progress, prepared, run_batch
 from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
@@ -158,7 +158,7 @@ class AsyncVllmClient(ClientCore):
         """Like ``batch`` but yields ``(position, result)`` as each request finishes."""
         items = prepared(requests)  # a list is checked whole, any other iterable taken lazily
         return iter_batch(self, items, concurrency=concurrency, max_requests_per_second=max_requests_per_second,
-                          progress=Progress(known_length(items), enabled=progress))
+                          progress=library_progress(known_length(items), progress))
 
     @overload
     async def request(self, method: str, path: str, *, json: Any = None, stream: Literal[False] = False,

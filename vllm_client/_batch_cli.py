@@ -274,14 +274,19 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
             or "http://localhost:8000/v1"] + list(args.servers or [])
     client = AsyncVllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
                              timeout=args.timeout, max_retries=args.max_retries)  # bad options: before any I/O
+    problem = input_problem(args.input)
+    if problem is not None:
+        err.write(f"batch: {problem}\n")
+        await client.aclose()
+        return 1
     done = read_done(args.output, err)
     already = len(done)
     progress = Progress(count_lines(args.input), enabled=not args.no_progress, out=err)
     source = Input(args.input, done, err, progress)
     watchdog = Watchdog()
     stopped: str | None = None
-    errors = written = 0
-    fd = os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    errors = retryable = written = 0
+    fd: int | None = None  # the output is opened with the first record: a job that writes none creates no file
     try:
         async with client:
             results = iter_batch(client, source, concurrency=args.concurrency, progress=progress,
@@ -291,25 +296,40 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
                     cid = source.ids.pop(i)
                     stopped = watchdog.note(result)
                     if stopped is not None:
+                        if not watchdog.answered:
+                            progress.discard()  # down from the start: the one line below says it all
                         break  # what is in flight is cancelled, and not written
                     if isinstance(result, Exception):
                         errors += 1
-                    _write(fd, orjson.dumps(output_line(cid, result)) + b"\n")
+                        record = output_line(cid, result)
+                        retryable += not is_done(record)
+                    else:
+                        record = output_line(cid, result)
+                    if fd is None:
+                        fd = os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    _write(fd, orjson.dumps(record) + b"\n")
                     written += 1
             finally:
                 await results.aclose()  # type: ignore[attr-defined]
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     summary = progress.summary()
     summary.update({"written": written, "skipped_done": source.skipped, "bad_lines": source.bad,
                     "stopped": stopped})
     if args.summary_json:
         with open(args.summary_json, "wb") as f:
             f.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    where = ", ".join(redact_url(u) for u in client.base_urls)
+    if stopped is not None and not watchdog.answered:
+        why = stopped.removeprefix("cannot reach the server (").removesuffix(")")
+        why = why.split(": ", 1)[-1] if why.startswith(("could not reach", "timed out")) else why
+        err.write(f"batch: cannot reach the server at {where} ({why}); is it running? Give its URL with "
+                  f"--base-url or VLLM_BASE_URL. nothing was written to {args.output}\n")
+        return 1
     if source.skipped or already:
         err.write(f"batch: {source.skipped} request(s) already in {args.output}; skipped\n")
     if stopped is not None:
-        where = ", ".join(redact_url(u) for u in client.base_urls)
         err.write(f"batch: stopped: {stopped}; server {where}. {written} result(s) written to {args.output}; "
                   "run the same command again to resume\n")
         return 1
@@ -318,5 +338,21 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         return 1 if source.bad else 0
     err.write(summary_text(summary))
     err.write(f"batch: {written} request(s) written to {args.output}; {errors} failed; {source.bad} bad line(s)"
-              + (" (run the same command again to retry the retryable failures)" if errors else "") + "\n")
+              + (f" (run the same command again to retry the {retryable} retryable failure(s))" if retryable else "")
+              + "\n")
     return 1 if errors or source.bad else 0
+
+
+def input_problem(path: str) -> str | None:
+    """What makes the input unreadable, in one line (None when it can be read)."""
+    if path == "-":
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        return f"cannot read the input {path}: {e.strerror or e}"
+    if os.path.isdir(path):
+        return f"cannot read the input {path}: it is a directory"
+    if not os.access(path, os.R_OK):
+        return f"cannot read the input {path}: permission denied"
+    return None

@@ -167,6 +167,11 @@ class MapErrors:
 
 def _why(e: BaseException) -> str:
     """A short reason from a transport exception, without URLs or credentials."""
+    errno = getattr(e, "errno", None)
+    if isinstance(e, OSError) and isinstance(errno, int) and errno > 0:  # (aiohttp's connect errors too)
+        import os
+
+        return f"[Errno {errno}] {os.strerror(errno)}"
     text = str(e)
     # urllib3 messages embed "(Caused by NewConnectionError(...: Failed to establish ...: [Errno 111] ...))"
     if "Errno" in text:
