@@ -75,8 +75,8 @@ def test_piped_input_is_one_message(vllm_server: FakeVllmServer) -> None:
     assert r.returncode == 0, r.stderr
     chats = [q.body for q in vllm_server.requests if q.path == "/v1/chat/completions"]
     assert len(chats) == 1 and chats[0]["messages"] == [{"role": "user", "content": doc}]
-    r = cli("chat", "Summarize:", "--base-url", vllm_server.url, stdin=doc)  # the prompt's words first
-    assert vllm_server.requests[-1].body["messages"][-1]["content"] == "Summarize:\n\n" + doc
+    r = cli("chat", "Hello", "--base-url", vllm_server.url, stdin=doc)  # a prompt given: stdin is not read
+    assert vllm_server.requests[-1].body["messages"][-1]["content"] == "Hello"
     before = len(vllm_server.requests)
     r = cli("chat", "--base-url", vllm_server.url, stdin="  \n")
     assert r.returncode == 1 and "empty" in r.stderr and len(vllm_server.requests) == before

@@ -38,11 +38,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
     import orjson
 
     prompt = " ".join(args.prompt)
-    if not sys.stdin.isatty():  # piped: the whole input is one message (after the prompt's words, if any)
-        piped = sys.stdin.read()
-        if piped.strip():
-            prompt = f"{prompt}\n\n{piped}" if prompt else piped
-        elif not prompt:
+    if not prompt and not _is_terminal(sys.stdin):  # piped: the whole input is one message
+        prompt = sys.stdin.read()
+        if not prompt.strip():
             sys.stderr.write("vllm-client: nothing to send: the piped input is empty\n")
             return 1
     with _client(args) as client:
@@ -61,6 +59,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"[{stats_line(stream.timing)}]\n")
             return 0
         return _interactive(client, conv, args)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # closed, or not a real file
+        return False
 
 
 def _interactive(client: Any, conv: Any, args: argparse.Namespace) -> int:
@@ -265,8 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser("chat", parents=[common], help="stream a reply (interactive when no prompt is given)")
-    c.add_argument("prompt", nargs="*", help="the message; omit for an interactive session (piped input is "
-                                              "sent as one message, after the prompt's words if any)")
+    c.add_argument("prompt", nargs="*", help="the message; omit for an interactive session on a terminal "
+                                              "(piped input is sent as one message)")
     c.add_argument("--system", default=None, help="system prompt")
     c.add_argument("--temperature", type=float, default=None)
     c.add_argument("--max-tokens", type=int, default=None)
