@@ -301,7 +301,7 @@ class AsyncVllmClient(ClientCore):
         message = (f"AsyncVllmClient{f' created at {where}' if where else ''} was never closed: use "
                    "`async with AsyncVllmClient(...) as client:` or `await client.aclose()` when done")
         try:
-            warnings.warn(message, ResourceWarning, source=self)
+            warnings.warn(message, ResourceWarning, stacklevel=1, source=self)
             if loop is not None and not loop.is_closed():  # shown even where ResourceWarning is not
                 loop.call_exception_handler({"message": message})
         except Exception:
