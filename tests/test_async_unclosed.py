@@ -17,7 +17,7 @@ from vllm_client.testing import FakeVllmServer
 
 def test_with_instead_of_async_with_says_async_with() -> None:
     with pytest.raises(TypeError, match="async with"):
-        with AsyncVllmClient("http://127.0.0.1:9/v1"):  # type: ignore[attr-defined]
+        with AsyncVllmClient("http://127.0.0.1:9/v1"):
             pass
 
 
