@@ -24,6 +24,7 @@ from ._endpoints.chat import AsyncChat
 from ._endpoints.classify import AsyncClassifyBuilder
 from ._endpoints.cohere_embed import AsyncCohereEmbedBuilder
 from ._endpoints.completions import AsyncCompletionBuilder
+from ._endpoints.decisions import AsyncDecisionsBuilder
 from ._endpoints.embeddings import AsyncEmbeddingBuilder
 from ._endpoints.pooling import AsyncPoolingBuilder
 from ._endpoints.rerank import AsyncRerankBuilder
@@ -45,6 +46,7 @@ from ._endpoints.server import (
 )
 from ._exceptions import APIConnectionError
 from ._observe import HookCall
+from ._openapi import ServerCheck, check_flow
 from ._raw import AsyncRawStream, RawResponse, check_raw_request, raw_response
 from ._transports import AsyncTransport
 from ._transports.aiohttp import AiohttpTransport
@@ -253,6 +255,17 @@ class AsyncVllmClient(ClientCore):
                               extra: Mapping[str, Any] | None = None) -> TokenizeResult:
         """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
         return await self._run(tokenize_flow(self, text_or_messages, model, add_special_tokens, extra))
+
+    def decisions(self) -> Creator[AsyncDecisionsBuilder]:
+        """Typed questions over a text (``POST /decisions``, vLLM 0.33+): ``client.decisions().create()
+        .model(m).input(text).predicate("Is it spam?").send().answers``."""
+        return Creator(self, AsyncDecisionsBuilder)
+
+    async def check_server(self) -> ServerCheck:
+        """Read the server's ``/openapi.json`` (and ``/version``): the routes and request fields the
+        SDK does not type (reach them with ``client.request()`` / ``extra()``) and the fields it sends
+        that this server does not take."""
+        return await self._run(check_flow(self))
 
     async def detokenize(self, tokens: list[int], model: str | None = None) -> str:
         """The text of token ids."""

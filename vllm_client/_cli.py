@@ -156,6 +156,8 @@ def cmd_server_info(args: argparse.Namespace) -> int:
     """Version, models (with LoRA parents), load and the key metrics, one per line."""
     from ._exceptions import VllmError
 
+    if getattr(args, "check", False):
+        return _server_check(args)
     with _client(args) as client:
         lines = [f"server: {client.base_url}", f"version: {client.version()}"]
         for m in client.models():
@@ -175,6 +177,15 @@ def cmd_server_info(args: argparse.Namespace) -> int:
                     lines.append(f"{name}: {getattr(value, name)}")
     print("\n".join(lines))
     return 0
+
+
+def _server_check(args: argparse.Namespace) -> int:
+    """``server-info --check``: the server's /openapi.json against the SDK (exit 1 when the SDK
+    has setters for fields this server does not take)."""
+    with _client(args) as client:
+        report = client.check_server()
+    print("\n".join([f"server: {client.base_url}", *report.lines()]))
+    return 0 if report.ok else 1
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
@@ -297,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_responses)
 
     si = sub.add_parser("server-info", parents=[common], help="version, models, load and key metrics")
+    si.add_argument("--check", action="store_true",
+                    help="compare the server's /openapi.json with the SDK: routes and fields it does not type")
     si.set_defaults(func=cmd_server_info)
 
     rr = sub.add_parser("rerank", parents=[common], help="rerank documents for a query (a pooling server)")

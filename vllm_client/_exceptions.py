@@ -55,6 +55,7 @@ __all__ = [
     "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
+    "NotSupportedError",
     "ResponseDecodeError",
     "StreamError",
     "StreamTimeoutError",
@@ -216,10 +217,16 @@ class InternalServerError(APIStatusError):
     """HTTP 5xx: the server failed (retried per the client's policy first)."""
 
 
+class NotSupportedError(InternalServerError):
+    """HTTP 501: the server does not implement this for its model (e.g. ``/v1/decisions`` on a
+    model without a decisions strategy). Never retried."""
+
+
 _HINTS = {
     401: "check the API key (api_key= or $VLLM_API_KEY)",
     403: "the API key is not allowed to do this",
     429: "rate limited; slow down or raise max_retries",
+    501: "the server does not support this request for its model",
 }
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
@@ -230,6 +237,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     409: ConflictError,
     422: UnprocessableEntityError,
     429: RateLimitError,
+    501: NotSupportedError,
 }
 
 

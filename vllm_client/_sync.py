@@ -21,6 +21,7 @@ from ._endpoints.chat import Chat
 from ._endpoints.classify import ClassifyBuilder
 from ._endpoints.cohere_embed import CohereEmbedBuilder
 from ._endpoints.completions import CompletionBuilder
+from ._endpoints.decisions import DecisionsBuilder
 from ._endpoints.embeddings import EmbeddingBuilder
 from ._endpoints.pooling import PoolingBuilder
 from ._endpoints.rerank import RerankBuilder
@@ -42,6 +43,7 @@ from ._endpoints.server import (
 )
 from ._exceptions import APIConnectionError
 from ._observe import HookCall
+from ._openapi import ServerCheck, check_flow
 from ._raw import RawResponse, RawStream, check_raw_request, raw_response
 from ._transports import RequestsTransport, SyncTransport
 
@@ -289,6 +291,17 @@ class VllmClient(ClientCore):
                         extra: Mapping[str, Any] | None = None) -> TokenizeResult:
         """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
         return self._run(tokenize_flow(self, text_or_messages, model, add_special_tokens, extra))
+
+    def decisions(self) -> Creator[DecisionsBuilder]:
+        """Typed questions over a text (``POST /decisions``, vLLM 0.33+): ``client.decisions().create()
+        .model(m).input(text).predicate("Is it spam?").send().answers``."""
+        return Creator(self, DecisionsBuilder)
+
+    def check_server(self) -> ServerCheck:
+        """Read the server's ``/openapi.json`` (and ``/version``): the routes and request fields the
+        SDK does not type (reach them with ``client.request()`` / ``extra()``) and the fields it sends
+        that this server does not take."""
+        return self._run(check_flow(self))
 
     def detokenize(self, tokens: list[int], model: str | None = None) -> str:
         """The text of token ids."""

@@ -19,6 +19,7 @@ from ._observe import _Meta
 
 __all__ = [
     "Usage",
+    "WeightVersionSpan",
     "ToolCall",
     "split_content",
     "ReasoningDelta",
@@ -86,6 +87,25 @@ class Usage:
             if cached.__class__ is not int:
                 cached = None
         return cls(prompt, completion, total, reasoning if reasoning.__class__ is int else None, cached, d)
+
+
+@dataclass(slots=True)
+class WeightVersionSpan:
+    """Output tokens ``[start, end)`` of a choice were sampled by the weights labelled
+    ``version`` (vLLM 0.33+, ``return_weight_versions``)."""
+
+    version: str
+    start: int
+    end: int
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def parse_list(cls, value: Any) -> list[WeightVersionSpan] | None:
+        """A choice's ``weight_versions``; None when absent or not a list."""
+        if value.__class__ is not list:
+            return None
+        return [cls(str(d.get("version", "")), _int(d.get("start")) or 0, _int(d.get("end")) or 0, d)
+                for d in value if d.__class__ is dict]
 
 
 @dataclass(slots=True)

@@ -13,16 +13,26 @@ from typing import Any, ClassVar, Generic, TypeVar
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
 from .._exceptions import InvalidRequestError
-from .._types import ToolCall, _Completion, _dict, split_content
+from .._types import ToolCall, WeightVersionSpan, _Completion, _dict, split_content
 from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy
 from .common import _ChatTemplateFields
 from .sampling import _check_min_max, _SamplingMixin
 
-__all__ = ["Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilder", "AsyncChatCompletionBuilder",
+__all__ = ["BATCH_CHAT_FIELDS", "Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilder", "AsyncChatCompletionBuilder",
            "Chat", "AsyncChat"]
 
 CB = TypeVar("CB", bound="ChatBody")
 _BATCH_PATH = "/chat/completions/batch"  # vLLM: many conversations in one request
+# The fields vLLM's /chat/completions/batch takes (0.32-0.34): conversations([...]) refuses the others
+BATCH_CHAT_FIELDS = frozenset("""
+    add_generation_prompt best_of cache_salt chat_template chat_template_kwargs continue_final_message
+    early_stopping echo frequency_penalty guided_decoding_backend include_reasoning
+    include_stop_str_in_output length_penalty logit_bias logprob_token_ids logprobs
+    max_completion_tokens max_tokens media_io_kwargs messages min_p mm_processor_kwargs model n
+    presence_penalty priority repetition_penalty request_id response_format return_token_ids
+    return_tokens_as_token_ids seed stop structured_outputs temperature tool_choice top_k top_logprobs
+    top_p use_beam_search user watermarking
+""".split())
 
 
 # ---------------------------------------------------------------------------
@@ -44,6 +54,7 @@ class Choice:
     message: dict[str, Any] = field(default_factory=dict)
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
     parsed: Any = None  # the validated output instance (with an output type), else None
+    weight_versions: list[WeightVersionSpan] | None = None  # vLLM 0.33+, with return_weight_versions
 
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> Choice:
@@ -76,6 +87,7 @@ class Choice:
             get("stop_reason"),
             msg,
             get("token_ids"),
+            weight_versions=WeightVersionSpan.parse_list(get("weight_versions")),
         )
 
     def history_message(self) -> dict[str, Any]:
@@ -386,6 +398,10 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         if self._path == _BATCH_PATH:
             if body.get("stream") is True:
                 raise InvalidRequestError("conversations([...]) cannot be streamed: drop stream(True)")
+            refused = sorted(k for k in self._body if k not in BATCH_CHAT_FIELDS and k != "stream")
+            if refused:
+                raise InvalidRequestError(f"conversations([...]): vLLM's /chat/completions/batch does not take "
+                                          f"{', '.join(refused)}; drop them or send one request per conversation")
             if "messages" in self._extra:
                 for i, c in enumerate(msgs):
                     v.messages(f"conversations[{i}]", c)

@@ -653,6 +653,30 @@ class ResponsesBody(_Builder):
         """Salt for vLLM's prefix cache (requests share cache entries only with the same salt)."""
         return self._set("cache_salt", v.string("cache_salt", value))
 
+    def prompt_cache_options(self: RB, options: Mapping[str, Any]) -> RB:
+        """Prompt-cache options, e.g. ``{"mode": "explicit", "prewarm": True}`` (vLLM 0.33+;
+        ``mode`` "implicit" or "explicit", ``ttl``, ``prewarm``, ``comparison_response_id``)."""
+        opts = v.mapping("prompt_cache_options", options)
+        if "mode" in opts and opts["mode"] not in ("implicit", "explicit"):
+            raise InvalidRequestError(f"prompt_cache_options mode {opts['mode']!r}: expected 'implicit' or 'explicit'")
+        v.check_finite(opts, "prompt_cache_options")
+        return self._set("prompt_cache_options", dict(opts))
+
+    def prompt_cache_retention(self: RB, value: str) -> RB:
+        """How long the prompt cache is kept, e.g. "in-memory" or "24h" (OpenAI's field; vLLM 0.33+)."""
+        return self._set("prompt_cache_retention", v.string("prompt_cache_retention", value))
+
+    def safety_identifier(self: RB, value: str) -> RB:
+        """A stable id of your end user for abuse detection (at most 128 characters; vLLM 0.33+)."""
+        text = v.string("safety_identifier", value)
+        if len(text) > 128:
+            raise InvalidRequestError(f"safety_identifier: {len(text)} characters, at most 128")
+        return self._set("safety_identifier", text)
+
+    def spaces_between_special_tokens(self: RB, value: bool) -> RB:
+        """Put spaces between special tokens in the output (vLLM 0.33+)."""
+        return self._set("spaces_between_special_tokens", v.boolean("spaces_between_special_tokens", value))
+
     def chat_template_kwargs(self: RB, kwargs: Mapping[str, Any]) -> RB:
         """Extra variables for the chat template, e.g. ``{"enable_thinking": False}`` (vLLM)."""
         return self._set("chat_template_kwargs", _copy(v.mapping("chat_template_kwargs", kwargs)))
@@ -673,6 +697,7 @@ class ResponsesBody(_Builder):
     ignore_eos = _SamplingMixin.ignore_eos
     stop_token_ids = _SamplingMixin.stop_token_ids
     skip_special_tokens = _SamplingMixin.skip_special_tokens
+    thinking_token_budget = _SamplingMixin.thinking_token_budget  # vLLM 0.34+ on this route
     include_stop_str_in_output = _SamplingMixin.include_stop_str_in_output
     priority = _SamplingMixin.priority
     request_id = _SamplingMixin.request_id
