@@ -168,10 +168,12 @@ class AsyncVllmClient(ClientCore):
 
     @overload
     async def request(self, method: str, path: str, *, json: Any = None, stream: Literal[True],
-                      headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> AsyncRawStream: ...
+                      headers: Mapping[str, str] | None = None,
+                      timeout: TimeoutTypes = None) -> AsyncRawStream: ...
 
     async def request(self, method: str, path: str, *, json: Any = None, stream: bool = False,
-                      headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawResponse | AsyncRawStream:
+                      headers: Mapping[str, str] | None = None,
+                      timeout: TimeoutTypes = None) -> RawResponse | AsyncRawStream:
         """Call any route with the client's retries, timeouts, typed errors, timings and hooks
         (see ``VllmClient.request``); with ``stream=True`` an ``AsyncRawStream`` of SSE events."""
         m, route, root, hdrs, t = check_raw_request(method, path, headers, timeout)

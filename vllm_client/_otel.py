@@ -3,8 +3,9 @@
 Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install "vllm_client[otel]"``).
 Every request carries the W3C trace context (``traceparent``, ``tracestate``) of its span (or, for
 a request without one, of the current span), so a vLLM server with ``--otlp-traces-endpoint``
-continues the trace; a header the user set wins. One CLIENT span per model call (chat, text completion, Responses, embeddings, rerank, score,
-classify, pooling; see ``_OPERATIONS``), named ``{operation} {model}``,
+continues the trace; a header the user set wins. One CLIENT span per model call (chat, text
+completion, Responses, embeddings, rerank, score, classify, pooling; see ``_OPERATIONS``), named
+``{operation} {model}``,
 covering every attempt: a retry is a span *event* ``gen_ai.client.retry`` (attempt, reason,
 wait), not a child span, since the SDK's attempts are not separate operations for the user and
 an event costs no extra span per request. A stream's span ends when the stream ends, breaks or
