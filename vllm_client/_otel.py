@@ -113,9 +113,11 @@ class Instrumentation:
         """Run ``flow`` (a request's) inside a span; a stream's span is handed to the stream."""
         operation = _OPERATIONS.get(request.path)
         if operation is None:
+            self.inject(request)  # (the current span's context)
             return (yield from flow)
         span = _Span(self, operation, request, body)
         request.trace = span
+        self.inject(request)
         try:
             result = yield from flow
         except BaseException as e:
