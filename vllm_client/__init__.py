@@ -80,6 +80,7 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    IncompleteToolCallError,
     InternalServerError,
     InvalidRequestError,
     NotFoundError,
@@ -274,6 +275,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "IncompleteToolCallError",
     "OutputParseError",
     "ToolSchemaError",
     # observability

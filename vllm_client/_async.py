@@ -9,7 +9,7 @@ import inspect
 import os
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Literal, NoReturn, overload
@@ -87,26 +87,15 @@ class AsyncVllmClient(ClientCore):
 
     _sync_hooks = False
 
-    def __init__(
-        self,
-        base_url: str | Sequence[str] | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-        default_model: str | None = None,
-        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-        transport: AsyncTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model,
-                         event_hooks=event_hooks)
-        self._transport: AsyncTransport = self._use_transport(transport, AiohttpTransport)
-        self._closed = False
-        self._created_at = _created_at()  # (for the warning of a client never closed)
-        self.chat = AsyncChat(self)
-        self.audio = AsyncAudio(self)
+    _transport_class = AiohttpTransport
+    _groups = {"chat": AsyncChat, "audio": AsyncAudio}
+    _transport: AsyncTransport
+    chat: AsyncChat
+    audio: AsyncAudio
+
+    def _use_transport(self, transport: Any, default: Callable[..., Any], **options: Any) -> Any:
+        self._created_at = _created_at()  # (where the client is made: for the warning of one never closed)
+        return super()._use_transport(transport, default, **options)
 
     def __repr__(self) -> str:
         return self._repr()

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._connection import cli_connection
 from ._printer import Printer, stats_line
 
 
@@ -20,7 +21,7 @@ def _client(args: argparse.Namespace) -> Any:
     from . import VllmClient
 
     return VllmClient(args.base_url, api_key=args.api_key, default_model=args.model,
-                      timeout=getattr(args, "timeout", None))
+                      timeout=getattr(args, "timeout", None), **cli_connection(args))
 
 
 def _chat_builder(client: Any, args: argparse.Namespace, builder: Any) -> Any:
@@ -273,6 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=None, help="model name (default: the server's only model)")
     common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    tls = common.add_argument_group("connection (default: $HTTPS_PROXY, $NO_PROXY, $REQUESTS_CA_BUNDLE, ...)")
+    tls.add_argument("--ca-bundle", "--cacert", dest="ca_bundle", default=None, metavar="PATH",
+                     help="CA bundle (PEM) to verify the server's certificate with")
+    tls.add_argument("--cert", default=None, metavar="PATH",
+                     help="client certificate (PEM; with its key unless --key is given)")
+    tls.add_argument("--key", default=None, metavar="PATH", help="the client certificate's private key (PEM)")
+    tls.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's certificate")
+    tls.add_argument("--proxy", default=None, metavar="URL",
+                     help="proxy for every request (instead of $HTTPS_PROXY / $HTTP_PROXY / $ALL_PROXY)")
 
     from ._version import __version__
 

@@ -60,6 +60,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "IncompleteToolCallError",
     "ToolSchemaError",
     "OutputParseError",
     "error_from_response",
@@ -313,6 +314,16 @@ class ToolLoopError(VllmError):
     def __init__(self, message: str, *, messages: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.messages = messages or []
+
+
+class IncompleteToolCallError(ToolLoopError):
+    """A tool call was cut by the token limit (its turn ended by length): it is never run.
+    ``response`` is the response that carried it, ``messages`` the history so far; ask again
+    with a larger ``max_tokens``."""
+
+    def __init__(self, message: str, *, response: Any = None, messages: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, messages=messages)
+        self.response = response
 
 
 class OutputParseError(VllmError, ValueError):

@@ -8,7 +8,7 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal, overload
 
@@ -100,30 +100,17 @@ class VllmClient(ClientCore):
     """A synchronous client for vLLM and OpenAI-compatible servers.
 
     ``VllmClient(base_url=None, *, api_key=None, timeout=None, max_retries=2,
-    default_headers=None, default_model=None, transport=None)``; base URL from the
-    argument, ``$VLLM_BASE_URL``, ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``.
-    Thread-safe; use it as a context manager or call ``close()``.
+    default_headers=None, default_model=None, event_hooks=None, transport=None, verify=True,
+    cert=None, proxy=None, trust_env=True)``; base URL from the argument, ``$VLLM_BASE_URL``,
+    ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``. Thread-safe; use it as a context
+    manager or call ``close()``.
     """
 
-    def __init__(
-        self,
-        base_url: str | Sequence[str] | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-        default_model: str | None = None,
-        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-        transport: SyncTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model,
-                         event_hooks=event_hooks)
-        self._transport: SyncTransport = self._use_transport(transport, RequestsTransport)
-        self._closed = False
-        self.chat = Chat(self)
-        self.audio = Audio(self)
+    _transport_class = RequestsTransport
+    _groups = {"chat": Chat, "audio": Audio}
+    _transport: SyncTransport
+    chat: Chat
+    audio: Audio
 
     def __repr__(self) -> str:
         return self._repr()
@@ -158,8 +145,8 @@ class VllmClient(ClientCore):
 
     def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
         """Run one round of tool calls: one inline, several in a pool of threads."""
-        if len(calls) == 1:
-            return [run_tool(calls[0][1])]
+        if len(calls) <= 1:  # (none: a turn asked again, see ToolLoop.after)
+            return [run_tool(c) for _, c in calls]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TOOLS, len(calls)),

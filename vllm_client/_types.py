@@ -110,12 +110,15 @@ class WeightVersionSpan:
 
 @dataclass(slots=True)
 class ToolCall:
-    """One function call the model asked for. ``arguments`` is the JSON text as sent."""
+    """One function call the model asked for. ``arguments`` is the JSON text as sent.
+    ``incomplete``: its turn ended by length (``finish_reason == "length"``, a Responses item
+    ``status: "incomplete"``), so the arguments may be cut; ``run_tools()`` never runs it."""
 
     id: str | None
     name: str
     arguments: str
     type: str = "function"
+    incomplete: bool = False
 
     def arguments_json(self) -> dict[str, Any]:
         """The arguments parsed as a JSON object (``{}`` for empty arguments).
@@ -146,7 +149,7 @@ class ToolCall:
         return d
 
     @classmethod
-    def from_dict(cls, d: Any) -> ToolCall:
+    def from_dict(cls, d: Any, incomplete: bool = False) -> ToolCall:
         """Parse one ``tool_calls`` entry (arguments given as an object are re-encoded)."""
         d = _dict(d)
         fn = _dict(d.get("function"))
@@ -155,7 +158,7 @@ class ToolCall:
             args = ""
         elif not isinstance(args, str):
             args = orjson.dumps(args).decode()
-        return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function")
+        return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function", incomplete=incomplete)
 
 
 def split_content(content: Any) -> tuple[str | None, str | None]:
@@ -354,8 +357,8 @@ class UsageEvent:
 class PartialParsed:
     """The structured output read so far (a stream with ``response_format(T)``): ``value`` is the
     JSON parsed so far, open strings and containers closed, as plain dicts / lists / scalars, not
-    yet validated. Sent each time it grows; it is one object updated in place as the stream goes
-    on (``copy.deepcopy`` it to keep a snapshot)."""
+    yet validated. At most one per network read, when the value grew during it; each ``value`` is
+    a snapshot of that moment (later events never change it)."""
 
     type: ClassVar[Literal["partial"]] = "partial"
     value: Any

@@ -22,6 +22,9 @@ __all__ = ["BATCH_CHAT_FIELDS", "Choice", "ChatCompletionResponse", "ChatBody", 
            "Chat", "AsyncChat"]
 
 CB = TypeVar("CB", bound="ChatBody")
+# Where servers put an assistant turn's reasoning, and read it back from: vLLM reads `reasoning`
+# only (0.32+), DeepSeek `reasoning_content`.
+_REASONING_KEYS = ("reasoning", "reasoning_content")
 _BATCH_PATH = "/chat/completions/batch"  # vLLM: many conversations in one request
 # The fields vLLM's /chat/completions/batch takes (0.32-0.34): conversations([...]) refuses the others
 BATCH_CHAT_FIELDS = frozenset("""
@@ -76,11 +79,12 @@ class Choice:
         tool_calls = mget("tool_calls")
         finish_reason = get("finish_reason")
         refusal = mget("refusal")
+        cut = finish_reason == "length"  # the turn ended by length: its calls may be cut
         return cls(
             position if index.__class__ is not int else index,
             content,
             reasoning if reasoning.__class__ is str else None,
-            [ToolCall.from_dict(tc) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
+            [ToolCall.from_dict(tc, cut) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
             finish_reason if finish_reason.__class__ is str else None,
             refusal if refusal.__class__ is str else None,
             get("logprobs"),
@@ -90,9 +94,17 @@ class Choice:
             weight_versions=WeightVersionSpan.parse_list(get("weight_versions")),
         )
 
-    def history_message(self) -> dict[str, Any]:
-        """The assistant message as a dict, ready to append to a conversation."""
+    def history_message(self, reasoning: bool = True) -> dict[str, Any]:
+        """The assistant message as a dict, ready to append to a conversation: with the reasoning
+        the server sent, under the key it used (``reasoning`` for vLLM, ``reasoning_content``
+        for DeepSeek & co.; both when it sent both), unless ``reasoning=False`` (for servers
+        that refuse the key)."""
         out: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if reasoning and self.reasoning_content is not None:
+            msg = self.message
+            keys = [k for k in _REASONING_KEYS if msg.get(k).__class__ is str]
+            for k in keys:
+                out[k] = msg[k]
         if self.tool_calls:
             out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
         elif out["content"] is None:
@@ -471,9 +483,14 @@ class _ChatNamespace(Generic[BT, CT]):
 
     def conversation(self, model: str | None = None, system: str | None = None, *,
                      messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
-                     keep_reasoning: bool = False, **defaults: Any) -> CT:
+                     keep_reasoning: bool = True, **defaults: Any) -> CT:
         """A multi-turn conversation; ``defaults`` are builder setters applied to every turn
-        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history."""
+        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history.
+
+        Each assistant turn keeps the reasoning the server sent (under its key) and sends it
+        back: inside a turn's tool loop always, across user turns unless ``keep_reasoning=False``
+        (by default the server's chat template decides what it shows the model). For servers
+        that refuse the key: ``reasoning_in_history=False`` (never sent)."""
         return self._conversation(self._client, ConversationState(
             model=model, system=system, messages=messages, tools=tools,
             keep_reasoning=keep_reasoning, defaults=defaults))

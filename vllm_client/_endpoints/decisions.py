@@ -222,10 +222,10 @@ class DecisionsBody(_Builder):
         return self
 
     def _add(self: DB, q: dict[str, Any]) -> DB:
-        qs = self._body.setdefault("questions", [])
+        qs = self._body.get("questions", [])
         if len(qs) >= _MAX_QUESTIONS:
             raise InvalidRequestError(f"questions: at most {_MAX_QUESTIONS} per request")
-        qs.append(q)
+        self._body["questions"] = [*qs, q]  # a new list: a copied builder never shares it
         return self
 
     def predicate(self: DB, instructions: str, *, name: str | None = None) -> DB:

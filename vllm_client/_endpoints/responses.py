@@ -80,8 +80,10 @@ class ResponseFunctionCall:
     type: str = "function_call"
 
     def tool_call(self) -> ToolCall:
-        """As a ``ToolCall`` (its ``id`` is the ``call_id``), the type chat responses use."""
-        return ToolCall(id=self.call_id, name=self.name, arguments=self.arguments)
+        """As a ``ToolCall`` (its ``id`` is the ``call_id``), the type chat responses use;
+        ``incomplete`` when the item's status is "incomplete" (cut by ``max_output_tokens``)."""
+        return ToolCall(id=self.call_id, name=self.name, arguments=self.arguments,
+                        incomplete=self.status == "incomplete")
 
 
 @dataclass(slots=True)
@@ -236,13 +238,14 @@ class ResponsesResponse(_Meta):
 
     @property
     def finish_reason(self) -> str | None:
-        """The chat-style reason: "tool_calls", "length" (max_output_tokens), "stop", else the status."""
-        if self.tool_calls:
-            return "tool_calls"
+        """The chat-style reason: "length" (an incomplete response cut by max_output_tokens, tool
+        calls or not), "tool_calls", "stop", else the status."""
         status = self.status
         if status == "incomplete":
             reason = _str((self.incomplete_details or {}).get("reason"))
-            return "length" if reason == "max_output_tokens" else (reason or status)
+            return "length" if reason in (None, "max_output_tokens") else reason
+        if self.tool_calls:
+            return "tool_calls"
         return "stop" if status == "completed" else status
 
     def __eq__(self, other: Any) -> bool:
@@ -375,8 +378,9 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
                 if name in _ENDS:
                     self._end = response
                     self.done = True
-                    for i in sorted(self._tools):
-                        self._complete_tool(i, out)
+                    if name == "response.completed":  # (response.incomplete: an open call was cut)
+                        for i in sorted(self._tools):
+                            self._complete_tool(i, out)
                     return
                 self._base = response
         elif name == "response.failed":
@@ -406,7 +410,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
             return
         self._finished_tools.add(idx)
         call = _output_item(self._item(idx))
-        if isinstance(call, ResponseFunctionCall):
+        if isinstance(call, ResponseFunctionCall) and call.status != "incomplete":
             self._others += 1
             out.append(ToolCallComplete(0, call.tool_call()))
 
@@ -468,7 +472,12 @@ class ResponsesToolLoop(ToolLoop):
     def _reply(self, response: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for item in response.output:
-            if isinstance(item, ResponseFunctionCall):
+            if isinstance(item, ResponseReasoning):
+                if self.reasoning:  # the model's reasoning goes back as the item it sent
+                    reasoning = {k: x for k, x in item.raw.items() if x is not None}
+                    reasoning.setdefault("summary", [])
+                    items.append(reasoning)
+            elif isinstance(item, ResponseFunctionCall):
                 items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
                               "arguments": item.arguments})
             elif isinstance(item, ResponseMessage) and item.text:
@@ -484,7 +493,7 @@ class ResponsesToolLoop(ToolLoop):
         b._body["input"] = list(self.messages)
         b._extra = {k: x for k, x in self.builder._extra.items() if k != "input"}
         b._headers = dict(self.builder._headers)
-        return b
+        return self._with_budget(b)
 
     def after(self, response: Any) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
