@@ -87,7 +87,9 @@ def test_blocks_are_marked() -> None:
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index: int, readme_server: FakeVllmServer, chain: Chain, tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+                           monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    if re.search(r"^\s*(from|import) (ray|vllm_client\.ray)\b", BLOCKS[index], re.M):
+        request.getfixturevalue("ray_session")  # the session's one Ray (skips when Ray is not installed)
     monkeypatch.chdir(tmp_path)
     if index == 0 or CONTINUED[index]:
         chain.run_up_to(index)  # (the blocks before it first, when this one runs alone)

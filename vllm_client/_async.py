@@ -44,7 +44,7 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError
+from ._exceptions import VllmError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
 from ._raw import AsyncRawStream, RawResponse, check_raw_request, raw_response
@@ -123,7 +123,7 @@ class AsyncVllmClient(ClientCore):
                 continue
             try:
                 value = await send(step)  # type: ignore[arg-type]
-            except APIConnectionError as e:
+            except VllmError as e:  # (a transport's typed error: thrown in, so the flow closes what it opened)
                 error = e
 
     async def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
