@@ -55,7 +55,8 @@ class Chain:
 
 def run_block(index: int, ns: dict[str, Any]) -> None:
     code = BLOCKS[index]
-    assert "localhost:8000" not in re.sub(r"#.*", "", code), "README blocks read $VLLM_BASE_URL, as users would"
+    plain = re.sub(r"#.*|os\.environ\.get\(\"VLLM_BASE_URL\", \"[^\"]*\"\)", "", code)  # (the fallback is fine)
+    assert "localhost:8000" not in plain, "README blocks read $VLLM_BASE_URL, as users would"
     exec(compile(code, f"README.md block {index}", "exec", dont_inherit=True), ns)  # (no __future__ of ours)
     for name, fn in list(ns.items()):
         if name.startswith("test_") and callable(fn):
