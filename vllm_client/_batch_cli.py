@@ -350,8 +350,14 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     client = AsyncVllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
                              timeout=args.timeout, max_retries=args.max_retries,
                              **cli_connection(args))  # bad options: before any I/O
+    problem = input_problem(args.input)
+    if problem is not None:
+        err.write(f"batch: {problem}\n")
+        await client.aclose()
+        return 1
     if same_file(args.input, args.output):
         err.write(f"batch: the output {args.output} is the input file; give another -o (the input is left as is)\n")
+        await client.aclose()
         return 2
     # A pipe, a FIFO or stdout as output: written as is, nothing to resume from (reading it back would hang).
     to_stream = args.output == STDIO or (os.path.exists(args.output) and not is_regular(args.output, 1))
@@ -363,11 +369,8 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     source = Input(args.input, done, err, progress)
     watchdog = Watchdog()
     stopped: str | None = None
-    errors = written = 0
-    if args.output == STDIO:
-        fd = os.dup(sys.stdout.fileno())
-    else:
-        fd = os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    errors = retryable = written = 0
+    fd: int | None = None  # the output is opened with the first record: a job that writes none creates no file
     try:
         async with client:
             results = iter_batch(client, source, concurrency=args.concurrency, progress=progress,
@@ -380,11 +383,20 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
                         watchdog.alive()  # the server answers: a transient failure (a reset), go on
                         stopped = None
                     if stopped is not None:
+                        if not watchdog.answered:
+                            progress.discard()  # down from the start: the one line below says it all
                         break  # what is in flight is cancelled, and not written
                     if isinstance(result, Exception):
                         errors += 1
+                        record = output_line(cid, result)
+                        retryable += not is_done(record)
+                    else:
+                        record = output_line(cid, result)
+                    if fd is None:
+                        fd = os.dup(sys.stdout.fileno()) if args.output == STDIO else \
+                            os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
                     try:
-                        _write(fd, _json.dumps(output_line(cid, result)) + b"\n")
+                        _write(fd, _json.dumps(record) + b"\n")
                     except BrokenPipeError:
                         stopped = "the output was closed (broken pipe)"
                         break
@@ -392,17 +404,24 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
             finally:
                 await results.aclose()  # type: ignore[attr-defined]
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     summary = progress.summary()
     summary.update({"written": written, "skipped_done": source.skipped, "bad_lines": source.bad,
                     "stopped": stopped})
     if args.summary_json:
         with open(args.summary_json, "wb") as f:
             f.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    where = ", ".join(redact_url(u) for u in client.base_urls)
+    if stopped is not None and not watchdog.answered:
+        why = stopped.removeprefix("cannot reach the server (").removesuffix(")")
+        why = why.split(": ", 1)[-1] if why.startswith(("could not reach", "timed out")) else why
+        err.write(f"batch: cannot reach the server at {where} ({why}); is it running? Give its URL with "
+                  f"--base-url or VLLM_BASE_URL. nothing was written to {args.output}\n")
+        return 1
     if source.skipped or already:
         err.write(f"batch: {source.skipped} request(s) already in {args.output}; skipped\n")
     if stopped is not None:
-        where = ", ".join(redact_url(u) for u in client.base_urls)
         err.write(f"batch: stopped: {stopped}; server {where}. {written} result(s) written to {args.output}; "
                   "run the same command again to resume\n")
         return 1
@@ -411,5 +430,21 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         return 1 if source.bad else 0
     err.write(summary_text(summary))
     err.write(f"batch: {written} request(s) written to {args.output}; {errors} failed; {source.bad} bad line(s)"
-              + (" (run the same command again to retry the retryable failures)" if errors else "") + "\n")
+              + (f" (run the same command again to retry the {retryable} retryable failure(s))" if retryable else "")
+              + "\n")
     return 1 if errors or source.bad else 0
+
+
+def input_problem(path: str) -> str | None:
+    """What makes the input unreadable, in one line (None when it can be read)."""
+    if path == "-":
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        return f"cannot read the input {path}: {e.strerror or e}"
+    if os.path.isdir(path):
+        return f"cannot read the input {path}: it is a directory"
+    if not os.access(path, os.R_OK):
+        return f"cannot read the input {path}: permission denied"
+    return None
