@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", default=None,
                         help="server base URL (default: $VLLM_BASE_URL, $OPENAI_BASE_URL, http://localhost:8000/v1)")
-    common.add_argument("--api-key", default=None, help="API key (default: $VLLM_API_KEY, $OPENAI_API_KEY)")
+    common.add_argument("--api-key", default=None, help="API key (default: $VLLM_API_KEY; $OPENAI_API_KEY only for $OPENAI_BASE_URL)")
     common.add_argument("--model", default=None, help="model name (default: the server's only model)")
     common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")

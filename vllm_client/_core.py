@@ -99,7 +99,7 @@ class ClientCore:
         self.base_url = urls[0]
         self.base_urls = urls
         self._replicas = ReplicaSet(urls) if len(urls) > 1 else None
-        self._api_key = resolve_api_key(api_key)
+        self._api_key = resolve_api_key(api_key, given)
         # Credentials in the URL: Basic auth when no key is set; with a key, only its Bearer header
         # (both clients alike: never the HTTP library's own handling of URL credentials).
         self._basic_auth = None if self._api_key else basic

@@ -1,6 +1,7 @@
 """OpenTelemetry spans and metrics in the GenAI semantic conventions (``vllm_client.instrument()``).
 
-Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install "vllm_client[otel]"``).
+Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install opentelemetry-api``,
+or ``pip install -e ".[otel]"`` in a checkout of this SDK).
 One CLIENT span per model call (chat, text completion, Responses, embeddings, rerank, score,
 classify, pooling; see ``_OPERATIONS``), named ``{operation} {model}``,
 covering every attempt: a retry is a span *event* ``gen_ai.client.retry`` (attempt, reason,

@@ -20,6 +20,7 @@ from ._observe import _Meta
 __all__ = [
     "Usage",
     "ToolCall",
+    "ChatMessage",
     "split_content",
     "ReasoningDelta",
     "ContentDelta",
@@ -61,6 +62,30 @@ class Usage:
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __add__(self, other: Usage) -> Usage:
+        """The sum of two usages (``reasoning_tokens`` / ``cached_tokens``: None when neither has them)."""
+        if not isinstance(other, Usage):
+            return NotImplemented
+
+        def opt(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     self.total_tokens + other.total_tokens, opt(self.reasoning_tokens, other.reasoning_tokens),
+                     opt(self.cached_tokens, other.cached_tokens))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The usage object as the server sent it (the counts, when it was summed or made here)."""
+        if self.raw:
+            return _json_copy(self.raw)
+        d: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                             "total_tokens": self.total_tokens}
+        if self.reasoning_tokens is not None:
+            d["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        if self.cached_tokens is not None:
+            d["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Usage | None:
@@ -118,6 +143,11 @@ class ToolCall:
             )
         return value
 
+    @property
+    def function(self) -> ToolCall:
+        """This call again, for openai-python's spelling ``tool_call.function.name`` / ``.arguments``."""
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI wire form, as it goes back into a message history."""
         d: dict[str, Any] = {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
@@ -166,6 +196,72 @@ def split_content(content: Any) -> tuple[str | None, str | None]:
             elif isinstance(part.get("text"), str):
                 text.append(part["text"])
     return "".join(text), ("".join(thinking) if thinking else None)
+
+
+class ChatMessage(dict[str, Any]):
+    """A chat message: the dict the server sent (``msg["content"]`` and every dict operation),
+    with its fields also as attributes: ``role``, ``content``, ``tool_calls`` (``ToolCall``\ s),
+    ``reasoning`` (``reasoning_content`` or ``reasoning``), ``refusal``; any other key too
+    (``msg.annotations``). A missing field reads as None (``tool_calls``: ``[]``)."""
+
+    __slots__ = ()
+
+    @property
+    def role(self) -> str | None:
+        """"assistant", "user", ..."""
+        return _str(self.get("role"))
+
+    @property
+    def content(self) -> Any:
+        """The content as sent: text, a list of parts, or None."""
+        return self.get("content")
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls, typed (``tc.name`` or ``tc.function.name``, ``tc.arguments``)."""
+        calls = self.get("tool_calls")
+        return [ToolCall.from_dict(c) for c in calls] if calls.__class__ is list else []
+
+    @property
+    def reasoning(self) -> str | None:
+        """The reasoning text: ``reasoning_content`` or ``reasoning`` (vLLM's names)."""
+        r = self.get("reasoning_content")
+        if r is None:
+            r = self.get("reasoning")
+        return _str(r)
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal text when the model refused."""
+        return _str(self.get("refusal"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"message has no field {name!r} (it has {sorted(self)})") from None
+
+
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (a response body: dicts, lists, scalars)."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # an int beyond 64 bits, or a non-JSON value a caller put there
+        import copy
+
+        return copy.deepcopy(value)
+
+
+def _to_json(value: Any) -> str:
+    """JSON text of a to_dict() value."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        import json
+
+        return json.dumps(value, default=repr)
 
 
 _UNPARSED: Any = object()

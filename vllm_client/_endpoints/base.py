@@ -12,10 +12,13 @@ endpoint with a tool loop, ``ToolLoopSender`` / ``AsyncToolLoopSender`` (those p
 
 from __future__ import annotations
 
+import copy as _copymod
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from .. import _validate as v
+from .._exceptions import InvalidRequestError
 from .._config import Timeout, TimeoutTypes, check_header, to_timeout
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
 
@@ -28,7 +31,7 @@ B = TypeVar("B", bound="_Builder")
 R = TypeVar("R")
 
 __all__ = ["_Builder", "Sender", "AsyncSender", "StreamSender", "AsyncStreamSender", "ToolLoopSender",
-           "AsyncToolLoopSender", "Creator"]
+           "AsyncToolLoopSender", "Creator", "endpoint"]
 
 
 def _copy(value: Any) -> Any:
@@ -64,6 +67,36 @@ class _Builder:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._body!r})"
+
+    # -- reuse ---------------------------------------------------------------
+
+    def copy(self: B) -> B:
+        """An independent builder for the same client: its own body (messages, tools, every
+        field), headers and timeout. Setters change the builder they are called on and return
+        it, so copy a builder to reuse it: ``a = base.copy().user_message("A")``."""
+        return _copymod.deepcopy(self)
+
+    def __copy__(self: B) -> B:
+        return self.copy()  # a shallow copy would share the message list: never wanted
+
+    def __deepcopy__(self: B, memo: dict[int, Any]) -> B:
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        d = new.__dict__
+        for k, val in self.__dict__.items():
+            # the client (connections, locks) and the immutable output type / tool set are shared
+            d[k] = val if k in _SHARED else _copymod.deepcopy(val, memo)
+        return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_parse", None)  # this builder's own parse (a closure): made again from _output
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._output is not None:
+            self._set_output(self._output)
 
     def _set_output(self, output: Any) -> None:
         """Remember the output type of the latest schema setter (None: a schema dict, no type);
@@ -300,6 +333,8 @@ class AsyncToolLoopSender(_ToolLoops, AsyncStreamSender[R]):
             loop.add_results(await c._run_tools(calls))  # type: ignore[attr-defined]
 
 
+_SHARED = frozenset({"_client", "_parse", "_output", "_toolset"})
+
 BT = TypeVar("BT")
 
 
@@ -310,6 +345,99 @@ class Creator(Generic[BT]):
         self._client = client
         self._builder = builder
 
-    def create(self) -> BT:
-        """A new builder for this endpoint."""
-        return self._builder(self._client)
+    def create(self, **fields: Any) -> BT:
+        """A new builder for this endpoint; ``fields`` are body fields as keyword arguments, each
+        given to the setter of that name (``create(model=m, messages=msgs, temperature=0.2)``),
+        so they are validated as the setters validate. Also ``extra_body=`` (as ``extra()``)
+        and ``extra_headers=`` (as ``header()``)."""
+        b = self._builder(self._client)
+        if fields:
+            apply_fields(b, fields)
+        return b
+
+
+# Public builder methods that are not body fields (create() refuses them as keywords).
+_NOT_FIELDS = frozenset({"send", "send_stream", "run_tools", "run_tools_stream", "build", "copy", "header",
+                         "create"})
+_keyword_setters: dict[tuple[type, str], bool] = {}
+
+
+def apply_fields(builder: Any, fields: Mapping[str, Any]) -> None:
+    """Call ``builder.<name>(value)`` for each field (``create(**fields)``); an unknown name is
+    an ``InvalidRequestError`` that names it and points to ``extra()``."""
+    for name, value in fields.items():
+        if name == "extra_headers":
+            for k, val in v.mapping("create(extra_headers=)", value).items():
+                builder.header(k, val)
+            continue
+        attr = "extra" if name == "extra_body" else name
+        setter = None if attr.startswith("_") or attr in _NOT_FIELDS else getattr(builder, attr, None)
+        if setter is None or not callable(setter):
+            raise InvalidRequestError(
+                f"create({name}=...): {type(builder).__name__} has no setter {name!r}; a field the SDK "
+                f"has no setter for goes in .extra({{{name!r}: ...}}) (or create(extra_body={{...}}))")
+        key = (type(builder), attr)
+        keyword = _keyword_setters.get(key)
+        if keyword is None:  # a setter taking keyword arguments only: create(name={...}) spreads the dict
+            params = list(inspect.signature(setter).parameters.values())
+            keyword = _keyword_setters[key] = bool(params) and all(
+                p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params)
+        if keyword:
+            setter(**v.mapping(f"create({name}=)", value))
+        else:
+            setter(value)
+
+
+R_co = TypeVar("R_co", covariant=True)
+
+
+class endpoint(Generic[R_co]):  # noqa: N801 (used as a decorator)
+    """A client method that gives an endpoint (``client.embeddings()``). Its value stays a
+    method; looking up an attribute on it (openai-python's ``client.embeddings.create``) raises
+    an ``AttributeError`` that shows this SDK's spelling."""
+
+    def __init__(self, fn: Callable[[Any], R_co]) -> None:
+        self._fn = fn
+        self._path = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        prefix = {"_ChatNamespace": "chat.", "_AudioNamespace": "audio."}.get(owner.__name__, "")
+        self._path = prefix + name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> endpoint[R_co]: ...
+    @overload
+    def __get__(self, obj: object, owner: type) -> _BoundEndpoint[R_co]: ...
+    def __get__(self, obj: object, owner: type) -> endpoint[R_co] | _BoundEndpoint[R_co]:
+        if obj is None:
+            return self
+        return _BoundEndpoint(self._fn, obj, self._path)
+
+
+class _BoundEndpoint(Generic[R_co]):
+    """``client.embeddings`` (not yet called)."""
+
+    __slots__ = ("_fn", "_obj", "_path")
+
+    def __init__(self, fn: Callable[[Any], R_co], obj: object, path: str) -> None:
+        self._fn = fn
+        self._obj = obj
+        self._path = path
+
+    def __call__(self) -> R_co:
+        return self._fn(self._obj)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        p = self._path
+        example = "model=..., messages=[...]" if p == "chat.completions" else "model=..., ..."
+        if name == "create":
+            raise AttributeError(f"client.{p} is a method in vllm_client: openai-python's client.{p}.create("
+                                 f"{example}) is spelt client.{p}().create({example}).send() here")
+        raise AttributeError(f"client.{p} is a method in vllm_client: call it first, client.{p}().{name}")
+
+    def __repr__(self) -> str:
+        return f"<endpoint client.{self._path}()>"

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
 from .._exceptions import InvalidRequestError
-from .._types import ToolCall, _Completion, _dict, split_content
-from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy
+from .._types import ChatMessage, ToolCall, _Completion, _dict, split_content
+from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy, endpoint
 from .common import _ChatTemplateFields
 from .sampling import _check_min_max, _SamplingMixin
 
@@ -41,7 +41,7 @@ class Choice:
     refusal: str | None = None
     logprobs: Any = None
     stop_reason: Any = None
-    message: dict[str, Any] = field(default_factory=dict)
+    message: ChatMessage = field(default_factory=ChatMessage)  # the message as sent: a dict, fields also as attributes
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
     parsed: Any = None  # the validated output instance (with an output type), else None
 
@@ -50,7 +50,8 @@ class Choice:
         """Parse a choice of a ``chat.completion`` body."""
         d = _dict(d)
         get = d.get
-        msg = _dict(get("message"))
+        msg = get("message")
+        msg = ChatMessage(msg) if msg.__class__ is dict else ChatMessage()
         mget = msg.get
         content = mget("content")
         part_reasoning = None
@@ -197,6 +198,24 @@ def _sniff_mime(data: bytes) -> str:
     return "application/octet-stream"
 
 
+def _system_first(msgs: list[Any], text: str, setter: str) -> bool:
+    """True when ``msgs`` already starts with this system prompt; False when it has none first;
+    an error when it starts with a different one (two system prompts: which one was meant?)."""
+    first = msgs[0] if msgs else None
+    if first.__class__ is not dict or first.get("role") != "system":
+        return False
+    if first.get("content") == text:
+        return True
+    raise InvalidRequestError(
+        f"{setter}(...): two different system prompts, {_short(text)} from system() and "
+        f"{_short(first.get('content'))} first in the messages; keep one (copy() a builder to vary it)")
+
+
+def _short(text: Any) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
 class ChatBody(_ChatTemplateFields, _SamplingMixin):
     """Setters of a chat completion request (OpenAI fields + vLLM extensions)."""
 
@@ -208,15 +227,24 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
     _typed_output = True  # response_format(T) & co.: responses get .parsed
     _parse_retries = 0  # parse_retries(n): re-asks after an OutputParseError
 
+    _system: str | None = None  # the text given to system(): it stays the first message
+
     def messages(self: CB, messages: list[dict[str, Any]]) -> CB:
-        """Replace the message list (dicts with ``role`` and ``content``)."""
+        """Replace the message list (dicts with ``role`` and ``content``). A prompt given to
+        ``system()`` stays first (a different system message first in ``messages`` is an error)."""
+        msgs = _copy(v.messages("messages", messages))
         self._path = ChatBody._path
-        return self._set("messages", _copy(v.messages("messages", messages)))
+        if self._system is not None and msgs is not None:
+            if not _system_first(msgs, self._system, "messages"):
+                msgs.insert(0, {"role": "system", "content": self._system})
+        return self._set("messages", msgs)
 
     def message(self: CB, message: Mapping[str, Any]) -> CB:
         """Append one message dict."""
         if self._path == _BATCH_PATH:
             raise InvalidRequestError("message(...) after conversations([...]): add the message to a conversation")
+        if not isinstance(message, Mapping):
+            v.message("message", message)  # (raises: not a dict)
         self._body.setdefault("messages", []).append(v.message("message", dict(message)))
         return self
 
@@ -247,8 +275,21 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         return super()._request_parts(stream)
 
     def system(self: CB, text: str) -> CB:
-        """Append a system message."""
-        return self.message({"role": "system", "content": v.string("system", text, empty_ok=True)})
+        """The system prompt: always the first message, whether called before or after
+        ``messages()`` / ``user_message()``. A different system message already first (from
+        ``messages()`` or an earlier ``system()``) is an ``InvalidRequestError``, never dropped."""
+        text = v.string("system", text, empty_ok=True)
+        if text is None:
+            raise InvalidRequestError("system(None): expected a string")
+        if self._path == _BATCH_PATH:
+            raise InvalidRequestError("system(...) after conversations([...]): put it in each conversation")
+        msgs = self._body.get("messages")
+        if msgs is None:
+            msgs = self._body["messages"] = []
+        if not _system_first(msgs, text, "system"):
+            msgs.insert(0, {"role": "system", "content": text})
+        self._system = text
+        return self
 
     def user_message(self: CB, content: str | list[Any], *, images: Iterable[Any] = ()) -> CB:
         """Append a user message: text or content parts, plus images (URLs, file paths or bytes)."""
@@ -449,6 +490,7 @@ class _ChatNamespace(Generic[BT, CT]):
         self._completions = Creator(client, builder)  # stateless: one is enough
         self._conversation = conversation
 
+    @endpoint
     def completions(self) -> Creator[BT]:
         """The chat completions endpoint: ``.create()`` gives a builder."""
         return self._completions
