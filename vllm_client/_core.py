@@ -74,6 +74,12 @@ class _Sendable(Protocol):
 _UNSET: Any = object()
 
 
+def _unpickle_client(cls: Callable[..., Any], options: dict[str, Any], transport: Any) -> Any:
+    client = cls(**options, transport=transport)
+    client._unpickled = True  # nobody holds it to close it: closed quietly when collected
+    return client
+
+
 class ClientCore:
     """Configuration and request logic common to ``VllmClient`` and ``AsyncVllmClient``."""
 
@@ -147,6 +153,7 @@ class ClientCore:
         from ._transports.mock import MockTransport
 
         self._owns_transport = True  # a copy made by with_options() shares it and does not close it
+        self._default_transport = transport is None  # pickling makes a new one of these
         # The user's own transport (proxies, TLS, a session): batch() never swaps it silently.
         self._custom_transport = transport is not None and not isinstance(transport, MockTransport)
         return transport if transport is not None else default()
@@ -158,8 +165,16 @@ class ClientCore:
         copy = cls(**self._options(timeout, max_retries, default_headers), transport=transport)
         copy._resolved_model = self._resolved_model
         copy._custom_transport = self._custom_transport
+        copy._default_transport = transport is None or (self._default_transport and transport is self._transport)
         copy._owns_transport = owns
         return copy
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A client pickles as its configuration (what ``with_options()`` copies, the API key
+        included) and a transport of its own; the default transport's connections stay behind:
+        the unpickled client makes its own (and closes it when garbage-collected, silently)."""
+        transport = None if self._default_transport else self._transport
+        return (_unpickle_client, (type(self), self._options(_UNSET, _UNSET, _UNSET), transport))
 
     def _repr(self) -> str:
         key = ", api_key=***" if self._api_key else ""

@@ -307,6 +307,8 @@ class VllmClient(ClientCore):
         try:
             self._closed = True
             self._transport.close()
+            if getattr(self, "_unpickled", False):  # a builder's client, unpickled: nobody could close it
+                return
             warnings.warn("VllmClient was not closed: use `with VllmClient(...)` or call close()",
                           ResourceWarning, stacklevel=1)
         except Exception:

@@ -200,7 +200,7 @@ def split_content(content: Any) -> tuple[str | None, str | None]:
 
 class ChatMessage(dict[str, Any]):
     """A chat message: the dict the server sent (``msg["content"]`` and every dict operation),
-    with its fields also as attributes: ``role``, ``content``, ``tool_calls`` (``ToolCall``\ s),
+    with its fields also as attributes: ``role``, ``content``, ``tool_calls`` (typed: ``ToolCall``),
     ``reasoning`` (``reasoning_content`` or ``reasoning``), ``refusal``; any other key too
     (``msg.annotations``). A missing field reads as None (``tool_calls``: ``[]``)."""
 
@@ -281,7 +281,7 @@ class _Completion(_Meta):
     ``choices`` is checked to be a list up front: a malformed body fails in ``send()``.
     ``timing``, ``headers``, ``status_code`` and ``request_id`` come from the HTTP answer."""
 
-    __slots__ = ("raw", "_choices", "_usage")
+    __slots__ = ("raw", "_choices", "_usage", "_total_usage")
     _what: ClassVar[str]
     _choice: ClassVar[Any]  # the choice class, with from_dict(d, position)
 
@@ -361,8 +361,25 @@ class _Completion(_Meta):
         return (f"{type(self).__name__}(id={self.id!r}, object={self.object!r}, created={self.created!r}, "
                 f"model={self.model!r}, choices={self._parsed_choices()!r}, usage={self.usage!r})")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.raw,))
+    @property
+    def total_usage(self) -> Usage | None:
+        """The usage of every request that led to this response, summed: ``run_tools()`` rounds,
+        ``parse_retries()`` re-asks, a Conversation turn's tool rounds; for a single request,
+        its ``usage``. None when the server reported none."""
+        try:
+            return self._total_usage  # type: ignore[no-any-return]
+        except AttributeError:
+            return self.usage
+
+    def _pickle_state(self) -> dict[str, Any]:
+        state = super()._pickle_state()
+        if state.get("_usage") is _UNPARSED:
+            del state["_usage"]
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self._usage = _UNPARSED
+        super()._restore(state)
 
 
 
@@ -370,8 +387,34 @@ class _Completion(_Meta):
 # stream events
 
 
+def _plain(value: Any) -> Any:
+    """A field of an event as JSON-ready data."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if to_dict is not None and not isinstance(value, type) else value
+
+
+class _Event:
+    """``to_dict()`` / ``to_json()`` of the stream events."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": ..., field: value, ...}``: a tool call, usage or response as its own ``to_dict()``."""
+        import dataclasses
+
+        d: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            d[f.name] = _plain(getattr(self, f.name))
+        return _json_copy(d)  # type: ignore[no-any-return]
+
+    def to_json(self) -> str:
+        """``to_dict()`` as JSON text."""
+        return _to_json(self.to_dict())
+
+
 @dataclass(slots=True)
-class ReasoningDelta:
+class ReasoningDelta(_Event):
     """A piece of the model's reasoning ("thinking") text."""
 
     type: ClassVar[Literal["reasoning"]] = "reasoning"
@@ -380,7 +423,7 @@ class ReasoningDelta:
 
 
 @dataclass(slots=True)
-class ContentDelta:
+class ContentDelta(_Event):
     """A piece of the answer text."""
 
     type: ClassVar[Literal["content"]] = "content"
@@ -389,7 +432,7 @@ class ContentDelta:
 
 
 @dataclass(slots=True)
-class RefusalDelta:
+class RefusalDelta(_Event):
     """A piece of a refusal message."""
 
     type: ClassVar[Literal["refusal"]] = "refusal"
@@ -398,7 +441,7 @@ class RefusalDelta:
 
 
 @dataclass(slots=True)
-class ToolCallDelta:
+class ToolCallDelta(_Event):
     """A fragment of a tool call as it streams in (``arguments`` is this fragment only)."""
 
     type: ClassVar[Literal["tool_call_delta"]] = "tool_call_delta"
@@ -410,7 +453,7 @@ class ToolCallDelta:
 
 
 @dataclass(slots=True)
-class ToolCallComplete:
+class ToolCallComplete(_Event):
     """A tool call whose arguments are final."""
 
     type: ClassVar[Literal["tool_call"]] = "tool_call"
@@ -419,7 +462,7 @@ class ToolCallComplete:
 
 
 @dataclass(slots=True)
-class UsageEvent:
+class UsageEvent(_Event):
     """Token usage, sent once before ``Done`` when the server reported it."""
 
     type: ClassVar[Literal["usage"]] = "usage"
@@ -427,7 +470,7 @@ class UsageEvent:
 
 
 @dataclass(slots=True)
-class PartialParsed:
+class PartialParsed(_Event):
     """The structured output read so far (a stream with ``response_format(T)``): ``value`` is the
     JSON parsed so far, open strings and containers closed, as plain dicts / lists / scalars, not
     yet validated. Sent each time it grows; it is one object updated in place as the stream goes
@@ -442,7 +485,7 @@ R = TypeVar("R")
 
 
 @dataclass(slots=True)
-class Done(Generic[R]):
+class Done(_Event, Generic[R]):
     """The last event of every finished stream, with the whole accumulated response
     (a ``ChatCompletionResponse``; a ``CompletionResponse`` for legacy completions)."""
 
@@ -452,7 +495,7 @@ class Done(Generic[R]):
 
 
 @dataclass(slots=True)
-class ServerEvent:
+class ServerEvent(_Event):
     """A named SSE event that is not a chat chunk (e.g. FastGPT's ``flowResponses``)."""
 
     type: ClassVar[Literal["event"]] = "event"

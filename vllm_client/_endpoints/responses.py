@@ -151,7 +151,7 @@ class ResponsesResponse(_Meta):
     """A response of the Responses API. ``raw`` is the JSON object as received; the typed
     fields are read from it. ``parsed`` is the ``text_format(T)`` instance (None without a type)."""
 
-    __slots__ = ("raw", "_output", "parsed")
+    __slots__ = ("raw", "_output", "parsed", "_total_usage")
 
     def __init__(self, raw: dict[str, Any]) -> None:
         output = raw.get("output")
@@ -254,8 +254,14 @@ class ResponsesResponse(_Meta):
         return (f"ResponsesResponse(id={self.id!r}, status={self.status!r}, output_text={self.output_text!r:.80}, "
                 f"tool_calls={self.tool_calls!r}, usage={self.usage!r})")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.raw,))
+    @property
+    def total_usage(self) -> Usage | None:
+        """The usage of every request that led to this response, summed (``run_tools()``'s rounds);
+        for a single request, its ``usage``."""
+        try:
+            return self._total_usage  # type: ignore[no-any-return]
+        except AttributeError:
+            return self.usage
 
 
 def _parser(output: Any) -> Callable[[dict[str, Any]], ResponsesResponse]:
