@@ -165,7 +165,7 @@ class ClientCore:
         copy = cls(**self._options(timeout, max_retries, default_headers), transport=transport)
         copy._resolved_model = self._resolved_model
         copy._custom_transport = self._custom_transport
-        copy._default_transport = transport is None or (self._default_transport and transport is self._transport)
+        copy._default_transport = transport is None or (self._default_transport and transport is self._transport)  # type: ignore[attr-defined]
         copy._owns_transport = owns
         return copy
 
@@ -173,7 +173,7 @@ class ClientCore:
         """A client pickles as its configuration (what ``with_options()`` copies, the API key
         included) and a transport of its own; the default transport's connections stay behind:
         the unpickled client makes its own (and closes it when garbage-collected, silently)."""
-        transport = None if self._default_transport else self._transport
+        transport = None if self._default_transport else self._transport  # type: ignore[attr-defined]
         return (_unpickle_client, (type(self), self._options(_UNSET, _UNSET, _UNSET), transport))
 
     def _repr(self) -> str:

@@ -204,22 +204,23 @@ class Headers(dict[str, str]):
     def __init__(self, headers: Mapping[str, str] | None = None) -> None:
         super().__init__(headers.items() if headers is not None else ())
 
-    def _key(self, key: object) -> object:
+    def _key(self, key: Any) -> Any:
         if key.__class__ is str and not dict.__contains__(self, key):
-            low = key.lower()  # type: ignore[attr-defined]
+            low = key.lower()
             for k in self:
                 if k.lower() == low:
                     return k
         return key
 
     def __getitem__(self, key: str) -> str:
-        return dict.__getitem__(self, self._key(key))  # type: ignore[index]
+        value: str = dict.__getitem__(self, self._key(key))
+        return value
 
     def __contains__(self, key: object) -> bool:
         return dict.__contains__(self, self._key(key))
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return dict.get(self, self._key(key), default)  # type: ignore[call-overload]
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, self._key(key), default)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Headers, (dict(self),))

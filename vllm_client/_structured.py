@@ -272,14 +272,21 @@ def reask_flow(client: Any, builder: Any, retries: int) -> Generator[Any, Any, A
     send the conversation again with the model's answer and the error appended; at most
     ``retries`` times (``retries + 1`` requests). The last error is raised as is."""
     from ._conversation import clone_with_messages
+    from ._types import add_usage, set_total_usage
 
     b = builder
     messages = list(builder.build().get("messages") or [])
     attempt = 0
+    total = None  # the usage of every attempt (total_usage of the response, or of the error's)
     while True:
         try:
-            return (yield from client.builder_flow(b, b._parse, b._what))
+            response = yield from client.builder_flow(b, b._parse, b._what)
+            set_total_usage(response, add_usage(total, response))
+            return response
         except OutputParseError as e:
+            total = add_usage(total, e.response)
+            if e.response is not None:
+                set_total_usage(e.response, total)
             if attempt >= retries or e._cut:
                 raise
             attempt += 1

@@ -78,7 +78,8 @@ class Usage:
     def to_dict(self) -> dict[str, Any]:
         """The usage object as the server sent it (the counts, when it was summed or made here)."""
         if self.raw:
-            return _json_copy(self.raw)
+            raw: dict[str, Any] = _json_copy(self.raw)
+            return raw
         d: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                              "total_tokens": self.total_tokens}
         if self.reasoning_tokens is not None:
@@ -166,6 +167,22 @@ class ToolCall:
         elif not isinstance(args, str):
             args = orjson.dumps(args).decode()
         return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function")
+
+
+def add_usage(total: Usage | None, response: Any) -> Usage | None:
+    """``total`` plus the usage of ``response`` (None when neither has any)."""
+    usage: Usage | None = getattr(response, "usage", None)
+    if usage is None:
+        return total
+    return usage if total is None else total + usage
+
+
+def set_total_usage(response: Any, total: Usage | None) -> None:
+    """Give a response the summed usage of the requests that led to it (``total_usage``)."""
+    try:
+        response._total_usage = total
+    except AttributeError:  # a response type without total_usage
+        pass
 
 
 def split_content(content: Any) -> tuple[str | None, str | None]:
@@ -282,6 +299,7 @@ class _Completion(_Meta):
     ``timing``, ``headers``, ``status_code`` and ``request_id`` come from the HTTP answer."""
 
     __slots__ = ("raw", "_choices", "_usage", "_total_usage")
+    _total_usage: Usage | None
     _what: ClassVar[str]
     _choice: ClassVar[Any]  # the choice class, with from_dict(d, position)
 
@@ -367,9 +385,10 @@ class _Completion(_Meta):
         ``parse_retries()`` re-asks, a Conversation turn's tool rounds; for a single request,
         its ``usage``. None when the server reported none."""
         try:
-            return self._total_usage  # type: ignore[no-any-return]
+            total: Usage | None = self._total_usage
         except AttributeError:
             return self.usage
+        return total
 
     def _pickle_state(self) -> dict[str, Any]:
         state = super()._pickle_state()

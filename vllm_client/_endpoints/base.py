@@ -18,9 +18,10 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from .. import _validate as v
-from .._exceptions import InvalidRequestError
 from .._config import Timeout, TimeoutTypes, check_header, to_timeout
+from .._exceptions import InvalidRequestError
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
+from .._types import Done, add_usage, set_total_usage
 
 if TYPE_CHECKING:
     from .._conversation import ToolLoop
@@ -77,7 +78,15 @@ class _Builder:
         return _copymod.deepcopy(self)
 
     def __copy__(self: B) -> B:
-        return self.copy()  # a shallow copy would share the message list: never wanted
+        # copy.copy: the builder's own containers are new (appending a message to one never
+        # changes the other); what they hold (message dicts) is shared. copy() copies it all.
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._body = {k: (x.copy() if x.__class__ is list or x.__class__ is dict else x)
+                     for k, x in self._body.items()}
+        new._extra = dict(self._extra)
+        new._headers = dict(self._headers)
+        return new
 
     def __deepcopy__(self: B, memo: dict[int, Any]) -> B:
         new = type(self).__new__(type(self))
@@ -276,20 +285,29 @@ class ToolLoopSender(_ToolLoops, StreamSender[R]):
     def _tool_loop(self, max_rounds: int) -> tuple[R, ToolLoop]:
         """The final response and the loop that led to it (``Conversation.send`` keeps its history)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             response = loop.next_builder().send()
+            total = add_usage(total, response)
+            set_total_usage(response, total)
             calls = loop.after(response)
             if calls is None:
                 return response, loop
             loop.add_results(c._run_tools(calls))  # type: ignore[attr-defined]
 
     def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round;
+        its response's ``total_usage`` sums the rounds so far)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             with loop.next_builder().send_stream() as stream:
-                yield from stream
+                for ev in stream:
+                    if ev.__class__ is Done:
+                        set_total_usage(ev.response, add_usage(total, ev.response))
+                    yield ev
                 response = stream.final_response()
+            total = add_usage(total, response)
             calls = loop.after(response)
             if calls is None:
                 return
@@ -311,22 +329,30 @@ class AsyncToolLoopSender(_ToolLoops, AsyncStreamSender[R]):
     async def _tool_loop(self, max_rounds: int) -> tuple[R, ToolLoop]:
         """The final response and the loop that led to it (``AsyncConversation.send`` keeps its history)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             response = await loop.next_builder().send()
+            total = add_usage(total, response)
+            set_total_usage(response, total)
             calls = loop.after(response)
             if calls is None:
                 return response, loop
             loop.add_results(await c._run_tools(calls))  # type: ignore[attr-defined]
 
     async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round;
+        its response's ``total_usage`` sums the rounds so far)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             stream = await loop.next_builder().send_stream()
             async with stream:
                 async for ev in stream:
+                    if ev.__class__ is Done:
+                        set_total_usage(ev.response, add_usage(total, ev.response))
                     yield ev
                 response = await stream.final_response()
+            total = add_usage(total, response)
             calls = loop.after(response)
             if calls is None:
                 return

@@ -8,7 +8,7 @@ import mimetypes
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
@@ -22,6 +22,14 @@ __all__ = ["Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilde
            "Chat", "AsyncChat"]
 
 CB = TypeVar("CB", bound="ChatBody")
+T = TypeVar("T")
+if TYPE_CHECKING:  # the output type of response_format(T) & co. (Any when none was given)
+    from typing_extensions import Self
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
+    P = _TypeVarWithDefault("P", default=Any)
+else:
+    P = TypeVar("P")
 _BATCH_PATH = "/chat/completions/batch"  # vLLM: many conversations in one request
 
 
@@ -89,7 +97,7 @@ class Choice:
         return out
 
 
-class ChatCompletionResponse(_Completion):
+class ChatCompletionResponse(_Completion, Generic[P]):
     """A chat completion. Top-level ``content``/``reasoning_content``/``tool_calls``/
     ``finish_reason``/``refusal``/``message`` are those of the first choice."""
 
@@ -153,7 +161,7 @@ class ChatCompletionResponse(_Completion):
         return c.history_message() if c else {"role": "assistant", "content": ""}
 
     @property
-    def parsed(self) -> Any:
+    def parsed(self) -> P | None:
         """The first choice's validated output (``response_format(T)``: a ``T``); None when no
         type was given or the model refused (then ``refusal`` is set)."""
         c = self._first
@@ -444,32 +452,98 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
 # the builders: the body plus a sender (with the tool loop: base.ToolLoopSender)
 
 
-class ChatCompletionBuilder(ChatBody, ToolLoopSender[ChatCompletionResponse]):
-    """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
+class ChatCompletionBuilder(ChatBody, ToolLoopSender[ChatCompletionResponse[P]], Generic[P]):
+    """Builds one chat completion request; ``send()`` or ``send_stream()`` it. Generic in the
+    output type ``P`` of ``response_format(P)``: ``send().parsed`` is a ``P | None``."""
 
-    def send(self) -> ChatCompletionResponse:
+    # Typing only: a type given to response_format / json_schema / structured_outputs(json=)
+    # makes the builder's responses' .parsed that type (to mypy and pyright).
+    @overload
+    def response_format(self, fmt: type[T]) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def response_format(self, fmt: Mapping[str, Any]) -> Self: ...
+    @overload
+    def response_format(self, fmt: Any) -> ChatCompletionBuilder[Any]: ...
+    def response_format(self, fmt: Any) -> Any:
+        return ChatBody.response_format(self, fmt)
+
+    @overload
+    def json_schema(self, schema: type[T], name: str | None = None, strict: bool = True) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def json_schema(self, schema: Mapping[str, Any], name: str | None = None, strict: bool = True) -> Self: ...
+    @overload
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> ChatCompletionBuilder[Any]: ...
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> Any:
+        return ChatBody.json_schema(self, schema, name, strict)
+
+    @overload
+    def structured_outputs(self, *, json: type[T], **more: Any) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, json: Mapping[str, Any] | str | None = None, regex: str | None = None,
+                           choice: list[str] | None = None, grammar: str | None = None,
+                           json_object: bool | None = None, structural_tag: str | None = None,
+                           **more: Any) -> Self: ...
+    @overload
+    def structured_outputs(self, **kwargs: Any) -> ChatCompletionBuilder[Any]: ...
+    def structured_outputs(self, **kwargs: Any) -> Any:
+        return ChatBody.structured_outputs(self, **kwargs)
+
+    def send(self) -> ChatCompletionResponse[P]:
         """Send and return the response (with an output type, ``.parsed`` is validated;
         ``parse_retries(n)`` re-asks on an ``OutputParseError``)."""
         if self._parse_retries and self._output is not None and not self._streams():
             from .._structured import reask_flow
 
             c: Any = self._client
-            result: ChatCompletionResponse = c._run(reask_flow(c, self, self._parse_retries))
+            result: ChatCompletionResponse[P] = c._run(reask_flow(c, self, self._parse_retries))
             return result
         return ToolLoopSender.send(self)
 
 
-class AsyncChatCompletionBuilder(ChatBody, AsyncToolLoopSender[ChatCompletionResponse]):
-    """Builds one chat completion request; ``await send()`` or ``await send_stream()``."""
+class AsyncChatCompletionBuilder(ChatBody, AsyncToolLoopSender[ChatCompletionResponse[P]], Generic[P]):
+    """Builds one chat completion request; ``await send()`` or ``await send_stream()``. Generic
+    in the output type ``P`` of ``response_format(P)``: ``.parsed`` is a ``P | None``."""
 
-    async def send(self) -> ChatCompletionResponse:
+    # Typing only: a type given to response_format / json_schema / structured_outputs(json=)
+    # makes the builder's responses' .parsed that type (to mypy and pyright).
+    @overload
+    def response_format(self, fmt: type[T]) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def response_format(self, fmt: Mapping[str, Any]) -> Self: ...
+    @overload
+    def response_format(self, fmt: Any) -> AsyncChatCompletionBuilder[Any]: ...
+    def response_format(self, fmt: Any) -> Any:
+        return ChatBody.response_format(self, fmt)
+
+    @overload
+    def json_schema(self, schema: type[T], name: str | None = None, strict: bool = True) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def json_schema(self, schema: Mapping[str, Any], name: str | None = None, strict: bool = True) -> Self: ...
+    @overload
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> AsyncChatCompletionBuilder[Any]: ...
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> Any:
+        return ChatBody.json_schema(self, schema, name, strict)
+
+    @overload
+    def structured_outputs(self, *, json: type[T], **more: Any) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, json: Mapping[str, Any] | str | None = None, regex: str | None = None,
+                           choice: list[str] | None = None, grammar: str | None = None,
+                           json_object: bool | None = None, structural_tag: str | None = None,
+                           **more: Any) -> Self: ...
+    @overload
+    def structured_outputs(self, **kwargs: Any) -> AsyncChatCompletionBuilder[Any]: ...
+    def structured_outputs(self, **kwargs: Any) -> Any:
+        return ChatBody.structured_outputs(self, **kwargs)
+
+    async def send(self) -> ChatCompletionResponse[P]:
         """Send and return the response (with an output type, ``.parsed`` is validated;
         ``parse_retries(n)`` re-asks on an ``OutputParseError``)."""
         if self._parse_retries and self._output is not None and not self._streams():
             from .._structured import reask_flow
 
             c: Any = self._client
-            result: ChatCompletionResponse = await c._run(reask_flow(c, self, self._parse_retries))
+            result: ChatCompletionResponse[P] = await c._run(reask_flow(c, self, self._parse_retries))
             return result
         return await AsyncToolLoopSender.send(self)
 

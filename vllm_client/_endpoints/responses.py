@@ -152,6 +152,7 @@ class ResponsesResponse(_Meta):
     fields are read from it. ``parsed`` is the ``text_format(T)`` instance (None without a type)."""
 
     __slots__ = ("raw", "_output", "parsed", "_total_usage")
+    _total_usage: Usage | None
 
     def __init__(self, raw: dict[str, Any]) -> None:
         output = raw.get("output")
@@ -259,9 +260,10 @@ class ResponsesResponse(_Meta):
         """The usage of every request that led to this response, summed (``run_tools()``'s rounds);
         for a single request, its ``usage``."""
         try:
-            return self._total_usage  # type: ignore[no-any-return]
+            total: Usage | None = self._total_usage
         except AttributeError:
             return self.usage
+        return total
 
 
 def _parser(output: Any) -> Callable[[dict[str, Any]], ResponsesResponse]:
