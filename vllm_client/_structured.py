@@ -177,6 +177,14 @@ class StructuredOutput:
                 raise
         return response
 
+    def __getstate__(self) -> dict[str, Any]:  # (a pickled builder): the parsers are made again
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_parsers"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, val in state.items():
+            setattr(self, k, val)
+        self._parsers = {}
+
     def parser(self, parse: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
         """``parse`` (an endpoint's ``from_dict``) followed by ``apply``: a builder's ``_parse``."""
         found = self._parsers.get(parse)

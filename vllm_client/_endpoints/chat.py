@@ -303,6 +303,9 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         """Append a user message: text or content parts, plus images (URLs, file paths or bytes)."""
         if not isinstance(content, (str, list)):
             raise InvalidRequestError(f"user_message({content!r}): expected text or a list of content parts")
+        if isinstance(images, (str, bytes, bytearray, Mapping)) or not isinstance(images, Iterable):
+            raise InvalidRequestError(f"user_message(images={images!r:.60}): expected a list of images "
+                                      "(URLs, file paths or bytes)")
         parts = [_image_part(i) for i in images]
         if parts:
             text_parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
