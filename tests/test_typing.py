@@ -34,3 +34,16 @@ def test_parsed_is_typed_by_the_output_type(tmp_path: Path) -> None:
     lines = [x for x in out.stdout.splitlines() if ": error:" in x]
     assert all("wrong.py" in x for x in lines), out.stdout  # typed_outputs.py checks clean
     assert len(lines) == 1 and '"City | None", not "int | None"' in lines[0], out.stdout
+
+
+def test_pyright_agrees_when_installed(tmp_path: Path) -> None:
+    import shutil
+
+    pyright = shutil.which("pyright")
+    if pyright is None:
+        pytest.skip("pyright is not installed (npm install -g pyright)")
+    (tmp_path / "pyrightconfig.json").write_text('{"pythonVersion": "3.10", "typeCheckingMode": "standard"}')
+    (tmp_path / "typed_outputs.py").write_text((HERE / "typing" / "typed_outputs.py").read_text())
+    out = subprocess.run([pyright, "--pythonpath", sys.executable, "typed_outputs.py"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0 and "0 errors" in out.stdout, out.stdout
