@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
+import orjson
+
 from ._exceptions import InvalidRequestError
 from ._urls import redact_url
 
@@ -187,6 +189,26 @@ class Timing:
                 f"output_tokens_per_second={f(self.output_tokens_per_second)}, retries={self.retries})")
 
 
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (a response body: dicts, lists, scalars)."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # an int beyond 64 bits, or a non-JSON value a caller put there
+        import copy
+
+        return copy.deepcopy(value)
+
+
+def _to_json(value: Any) -> str:
+    """JSON text of a to_dict() value."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        import json
+
+        return json.dumps(value, default=repr)
+
+
 def _restore_timing(start: float, first_byte: float | None, end: float | None, retries: int,
                     queued: float | None, marks: list[float] | None, usage: Any) -> Timing:
     t = Timing(start, first_byte, end, retries, queued)
@@ -278,8 +300,6 @@ class _MetaView:
     def to_dict(self) -> Any:
         """The body as the server sent it (a deep copy of ``raw``): what the response's
         ``from_dict`` takes back. Timing, headers and status are not in it (pickling keeps them)."""
-        from ._types import _json_copy
-
         raw = getattr(self, "raw", None)
         if raw.__class__ is dict:
             return _json_copy(raw)
@@ -291,8 +311,6 @@ class _MetaView:
 
     def to_json(self) -> str:
         """``to_dict()`` as JSON text."""
-        from ._types import _to_json
-
         return _to_json(self.to_dict())
 
     def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 import orjson
 
 from ._exceptions import ResponseDecodeError
-from ._observe import _Meta
+from ._observe import _json_copy, _Meta, _to_json
 
 __all__ = [
     "Usage",
@@ -259,26 +259,6 @@ class ChatMessage(dict[str, Any]):
             return self[name]
         except KeyError:
             raise AttributeError(f"message has no field {name!r} (it has {sorted(self)})") from None
-
-
-def _json_copy(value: Any) -> Any:
-    """A deep copy of a JSON value (a response body: dicts, lists, scalars)."""
-    try:
-        return orjson.loads(orjson.dumps(value))
-    except TypeError:  # an int beyond 64 bits, or a non-JSON value a caller put there
-        import copy
-
-        return copy.deepcopy(value)
-
-
-def _to_json(value: Any) -> str:
-    """JSON text of a to_dict() value."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        import json
-
-        return json.dumps(value, default=repr)
 
 
 _UNPARSED: Any = object()
