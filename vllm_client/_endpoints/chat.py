@@ -38,7 +38,7 @@ _BATCH_PATH = "/chat/completions/batch"  # vLLM: many conversations in one reque
 
 
 @dataclass(slots=True)
-class Choice:
+class Choice(Generic[P]):
     """One choice of a chat completion (one per ``n``)."""
 
     index: int
@@ -51,10 +51,10 @@ class Choice:
     stop_reason: Any = None
     message: ChatMessage = field(default_factory=ChatMessage)  # the message as sent: a dict, fields also as attributes
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
-    parsed: Any = None  # the validated output instance (with an output type), else None
+    parsed: P | None = None  # the validated output instance (with an output type), else None
 
     @classmethod
-    def from_dict(cls, d: Any, position: int = 0) -> Choice:
+    def from_dict(cls, d: Any, position: int = 0) -> Choice[Any]:
         """Parse a choice of a ``chat.completion`` body."""
         d = _dict(d)
         get = d.get
@@ -106,12 +106,12 @@ class ChatCompletionResponse(_Completion, Generic[P]):
     _choice = Choice
 
     @property
-    def choices(self) -> list[Choice]:
+    def choices(self) -> list[Choice[P]]:
         """One ``Choice`` per ``n``, in the server's order."""
         return self._parsed_choices()
 
     @property
-    def _first(self) -> Choice | None:
+    def _first(self) -> Choice[P] | None:
         choices = self._parsed_choices()
         return choices[0] if choices else None
 
@@ -482,6 +482,8 @@ class ChatCompletionBuilder(ChatBody, ToolLoopSender[ChatCompletionResponse[P]],
     @overload
     def structured_outputs(self, *, json: type[T], **more: Any) -> ChatCompletionBuilder[T]: ...
     @overload
+    def structured_outputs(self, *, choice: type[T], **more: Any) -> ChatCompletionBuilder[T]: ...
+    @overload
     def structured_outputs(self, *, json: Mapping[str, Any] | str | None = None, regex: str | None = None,
                            choice: list[str] | None = None, grammar: str | None = None,
                            json_object: bool | None = None, structural_tag: str | None = None,
@@ -529,6 +531,8 @@ class AsyncChatCompletionBuilder(ChatBody, AsyncToolLoopSender[ChatCompletionRes
 
     @overload
     def structured_outputs(self, *, json: type[T], **more: Any) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, choice: type[T], **more: Any) -> AsyncChatCompletionBuilder[T]: ...
     @overload
     def structured_outputs(self, *, json: Mapping[str, Any] | str | None = None, regex: str | None = None,
                            choice: list[str] | None = None, grammar: str | None = None,
