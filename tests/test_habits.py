@@ -409,6 +409,9 @@ def test_every_response_type_pickles_and_serializes() -> None:
         vc.TokenizeResult.from_dict({"tokens": [1, 2], "count": 2}),
         vc.TranscriptionResponse.from_dict({"text": "hello"}),
         vc.ResponsesResponse.from_dict({"id": "resp_1", "status": "completed", "output": []}),
+        vc.CohereEmbedResponse.from_dict({"id": "e", "embeddings": {"float": [[0.5]]}}),
+        vc.Metrics([("vllm:num_requests_running", {}, 2.0)], ["vllm:num_requests_running"],
+                   "vllm:num_requests_running 2\n"),
         vc.ModelList([Model.from_dict({"id": "m", "object": "model"})]),
     ]
     for r in samples:
@@ -420,6 +423,8 @@ def test_every_response_type_pickles_and_serializes() -> None:
         if hasattr(r, "raw"):
             assert r.to_dict() == r.raw
     assert list(pickle.loads(pickle.dumps(samples[-1]))) == list(samples[-1])
+    metrics = pickle.loads(pickle.dumps(samples[-2]))
+    assert metrics.num_requests_running == 2.0 and metrics.to_dict() == {"vllm:num_requests_running": 2.0}
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
