@@ -423,10 +423,15 @@ class endpoint(Generic[R_co]):  # noqa: N801 (used as a decorator)
     an ``AttributeError`` that shows this SDK's spelling."""
 
     def __init__(self, fn: Callable[[Any], R_co]) -> None:
+        import functools
+
         self._fn = fn
         self._path = fn.__name__
-        self.__doc__ = fn.__doc__
-        self.__name__ = fn.__name__
+        functools.update_wrapper(self, fn)  # name, doc, __wrapped__ (inspect.signature, help())
+
+    def __call__(self, obj: Any) -> R_co:
+        """``VllmClient.embeddings(client)``, as with a plain method."""
+        return self._fn(obj)
 
     def __set_name__(self, owner: type, name: str) -> None:
         prefix = {"_ChatNamespace": "chat.", "_AudioNamespace": "audio."}.get(owner.__name__, "")
