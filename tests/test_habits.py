@@ -119,6 +119,7 @@ def test_instrument_hint_installs_this_project(monkeypatch: pytest.MonkeyPatch) 
     import sys
 
     monkeypatch.setitem(sys.modules, "vllm_client._otel", None)  # as when opentelemetry-api is missing
+    monkeypatch.delattr(vc, "_otel", raising=False)
     with pytest.raises(ImportError) as ei:
         vc.instrument()
     msg = str(ei.value)
