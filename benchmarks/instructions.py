@@ -9,7 +9,8 @@ start-up and imports cancelled out. Scenarios (pure Python, fed from memory):
 
 - ``stream-one`` / ``stream-many``: the body of a 20,000-chunk vLLM-shaped stream, fed one
   event per read / 50 events per read, through a bare split-lines + orjson loop and through
-  ``ChatStream`` (typed events + accumulation);
+  ``ChatStream`` (typed events + accumulation); also vLLM 0.33's chunks (each with an
+  unmodelled ``"kv_transfer_params": null``, kept by the accumulator), one event per read;
 - ``request``: one chat request built, sent to a transport that answers at once with a
   vLLM-shaped body, and its ``.content`` read from the ``ChatCompletionResponse`` (the SDK's
   own work per request; ``orjson.loads`` of that body and the content look-up alone is the
@@ -42,6 +43,8 @@ MESSAGES = [{"role": "user", "content": "Hello"}]
 
 
 def _blocks(mode: str, n: int) -> list[bytes]:
+    if mode == "v033":  # vLLM 0.33: every chunk ends with "kv_transfer_params": null
+        return [ROLE] + [e[:-3] + b',"kv_transfer_params":null}\n\n' for e in EVENTS[:n]] + [FINISH + USAGE + DONE]
     if mode == "many":
         return [ROLE] + [b"".join(EVENTS[s:s + 50]) for s in range(0, n, 50)] + [FINISH + USAGE + DONE]
     return [ROLE] + EVENTS[:n] + [FINISH + USAGE + DONE]
@@ -65,12 +68,13 @@ def bare_stream(mode: str, n: int) -> None:
 
 
 def ours_stream(mode: str, n: int) -> None:
-    from vllm_client import ContentDelta
+    from vllm_client import ChatCompletionResponse, ContentDelta
     from vllm_client._stream import ChatStream, StreamAccumulator
     from vllm_client import Response
 
     blocks = _blocks(mode, n)
-    stream = ChatStream(Response(200, {}, url="x", chunks=iter(blocks), close=lambda: None), StreamAccumulator())
+    accumulator = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
+    stream = ChatStream(Response(200, {}, url="x", chunks=iter(blocks), close=lambda: None), accumulator)
     parts = [ev.text for ev in stream if isinstance(ev, ContentDelta)]
     "".join(parts)
 
@@ -177,6 +181,7 @@ def noop(n: int) -> None:
 SCENARIOS: dict[str, tuple[Callable[[int], None], int, str]] = {
     "stream-one bare": (lambda n: bare_stream("one", n), 2000, "chunk"),
     "stream-one vllm_client": (lambda n: ours_stream("one", n), 2000, "chunk"),
+    "stream-one vllm_client, vLLM 0.33 chunks": (lambda n: ours_stream("v033", n), 2000, "chunk"),
     "stream-many bare": (lambda n: bare_stream("many", n), 2000, "chunk"),
     "stream-many vllm_client": (lambda n: ours_stream("many", n), 2000, "chunk"),
     "request orjson.loads only": (bare_loads, 1000, "request"),

@@ -1,91 +1,78 @@
-"""What a vLLM ``/openapi.json`` asks of the SDK: every request field of the routes it covers
-is a setter on that route's builder or listed in docs/vllm-fields.md (under a heading that
-mentions ``extra()``), and every route is covered or listed there. Used by the unit test on
-the recorded schemas and by the integration test on the live servers."""
+"""The recorded ``/openapi.json`` of every vLLM release and runner (tests/wire/openapi), and what
+docs/vllm-fields.md lists. The checks themselves are library code (``vllm_client._openapi``,
+behind ``client.check_server()``); the unit test runs them on the recordings, the integration
+test on the live servers."""
 
 from __future__ import annotations
 
+import json
 import re
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from vllm_client._endpoints.chat import ChatBody
-from vllm_client._endpoints.classify import ClassifyBody
-from vllm_client._endpoints.cohere_embed import CohereEmbedBody
-from vllm_client._endpoints.completions import CompletionBody
-from vllm_client._endpoints.embeddings import EmbeddingBody
-from vllm_client._endpoints.pooling import PoolingBody
-from vllm_client._endpoints.rerank import RerankBody
-from vllm_client._endpoints.score import ScoreBody
+from vllm_client import _openapi
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "vllm-fields.md"
-
-# route -> the body class whose setters must cover its request schema(s)
-BUILDERS: dict[str, type] = {
-    "/v1/chat/completions": ChatBody,
-    "/v1/completions": CompletionBody,
-    "/v1/embeddings": EmbeddingBody,
-    "/v1/rerank": RerankBody,
-    "/v1/score": ScoreBody,
-    "/classify": ClassifyBody,
-    "/pooling": PoolingBody,
-    "/v2/embed": CohereEmbedBody,
+OPENAPI = Path(__file__).parent / "wire" / "openapi"
+RELEASES = ["032", "033", "034"]
+RUNNERS = ["generate", "embed", "classify", "token_embed"]
+# covered routes a runner stopped serving, on purpose, from a release on (else the check fails)
+REMOVED: dict[tuple[str, str], dict[str, str]] = {
+    ("token_embed", "033"): {"/v2/embed": "a token_embed server no longer serves Cohere's /v2/embed"},
 }
-# routes the SDK covers whose request fields this check does not (yet) walk: client methods
-# running flows, and builders whose fields are listed elsewhere (the Responses API's in README)
-FLOWS = {"/v1/models", "/health", "/version", "/tokenize", "/detokenize", "/load", "/metrics",
-         "/v1/responses", "/v1/responses/{response_id}", "/v1/responses/{response_id}/cancel",
-         "/v1/chat/completions/batch"}
 
 
-def _table_names(section: str) -> set[str]:
-    """The backticked names in the first column of the section's table rows."""
-    names: set[str] = set()
+@cache
+def _text(release: str, runner: str) -> str:
+    return (OPENAPI / f"vllm{release}-{runner}.json").read_text()
+
+
+def load(release: str, runner: str) -> dict[str, Any]:
+    """A fresh copy of a recorded document (tests may change it)."""
+    data: dict[str, Any] = json.loads(_text(release, runner))
+    return data
+
+
+def covered(doc: dict[str, Any]) -> set[str]:
+    """The routes of a document the SDK covers."""
+    return {r for r in doc["paths"] if _openapi.typed_fields(r) is not None}
+
+
+def expected_routes(release: str, runner: str) -> set[str]:
+    """The covered routes the runner served in the release before (less the listed removals)."""
+    i = RELEASES.index(release)
+    if i == 0:
+        return covered(load(release, runner))
+    return covered(load(RELEASES[i - 1], runner)) - set(REMOVED.get((runner, release), {}))
+
+
+def _rows(section: str) -> list[list[str]]:
+    rows = []
     for line in section.splitlines():
         if line.startswith("|") and not line.startswith("|---"):
-            names.update(re.findall(r"`([^`]+)`", line.split("|")[1]))
-    return names
+            rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows[1:]  # no header
 
 
-def documented() -> tuple[set[str], set[str]]:
-    """(fields left to extra(), routes left out) as docs/vllm-fields.md lists them."""
-    text = DOC.read_text()
-    sections = re.split(r"^#+ ", text, flags=re.M)
-    fields: set[str] = set()
-    routes: set[str] = set()
+def _ticks(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def documented() -> dict[str, Any]:
+    """The doc's tables: ``covered`` routes, ``fields`` {(route, field)}, ``routes`` {route: how}."""
+    sections = re.split(r"^## ", DOC.read_text(), flags=re.M)
+    out: dict[str, Any] = {"covered": set(), "fields": set(), "routes": {}, "response": set()}
     for s in sections:
         heading = s.split("\n", 1)[0]
-        if "extra()" in heading:
-            fields |= _table_names(s)
-        elif "Routes" in heading:
-            routes |= _table_names(s)
-    return fields, routes
-
-
-def _request_schemas(openapi: dict[str, Any], route: str) -> list[str]:
-    body = openapi["paths"][route]["post"].get("requestBody") or {}
-    schema = body.get("content", {}).get("application/json", {}).get("schema", {})
-    return [ref["$ref"].rsplit("/", 1)[1] for ref in schema.get("anyOf", [schema]) if "$ref" in ref]
-
-
-def uncovered_fields(openapi: dict[str, Any]) -> list[str]:
-    """``route schema.field`` for every request field with neither a setter nor a doc line."""
-    left_to_extra, _ = documented()
-    schemas = openapi["components"]["schemas"]
-    out = []
-    for route, cls in BUILDERS.items():
-        if route not in openapi["paths"]:
-            continue
-        names = _request_schemas(openapi, route)
-        assert names, f"{route}: no request schema in the openapi document"
-        for name in names:
-            for field in schemas[name].get("properties", {}):
-                if not callable(getattr(cls, field, None)) and field not in left_to_extra:
-                    out.append(f"{route} {name}.{field}")
+        for row in _rows(s):
+            if heading.startswith("Routes the SDK covers"):
+                out["covered"].update(_ticks(row[0]))
+            elif heading.startswith("Request fields left to"):
+                out["fields"].update((route, f) for f in _ticks(row[0]) for route in _ticks(row[1]))
+            elif heading.startswith("Routes the SDK does not type"):
+                for route in _ticks(row[0]):
+                    out["routes"][route] = row[1]
+            elif heading.startswith("Response fields"):
+                out["response"].update((schema, f) for schema in _ticks(row[0]) for f in _ticks(row[1]))
     return out
-
-
-def uncovered_routes(openapi: dict[str, Any]) -> list[str]:
-    """Routes the server serves that the SDK neither covers nor lists as left out."""
-    _, left_out = documented()
-    return sorted(p for p in openapi["paths"] if p not in BUILDERS and p not in FLOWS and p not in left_out)

@@ -45,7 +45,7 @@ async def test_conversation_keeps_history_and_defaults(kind: str) -> None:
     assert model.bodies[1]["messages"] == [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "My name is Ming."},
-        {"role": "assistant", "content": "Hi Ming"},  # reasoning is not resent by default
+        {"role": "assistant", "content": "Hi Ming", "reasoning": "greet"},  # sent back, under the server's key
         {"role": "user", "content": "What is my name?"}]
     assert chat.messages[-1] == {"role": "assistant", "content": "Your name is Ming."}
     saved = json.loads(json.dumps(chat.messages))
@@ -59,9 +59,9 @@ async def test_conversation_keeps_history_and_defaults(kind: str) -> None:
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_keep_reasoning_and_undo_reset(kind: str) -> None:
     client = make(kind, URL, transport=MockTransport(Model(reply("a", reasoning="r1"), reply("b"))))
-    chat = client.chat.conversation(model="m", system="s", keep_reasoning=True)
+    chat = client.chat.conversation(model="m", system="s")
     await call(kind, chat, "send", "one")
-    assert chat.messages[-1]["reasoning_content"] == "r1"
+    assert chat.messages[-1]["reasoning"] == "r1"
     await call(kind, chat, "send", "two")
     chat.undo()
     assert [m["content"] for m in chat.messages] == ["s", "one", "a"]

@@ -520,3 +520,13 @@ def test_usage_adds_up() -> None:
     assert Usage(1, 2, 3) + Usage(4, 5, 9, reasoning_tokens=2) == Usage(5, 7, 12, reasoning_tokens=2)
     assert (Usage(1, 2, 3, cached_tokens=1) + Usage(1, 1, 2, cached_tokens=2)).cached_tokens == 3
     assert (Usage(1, 1, 2) + Usage(1, 1, 2)).cached_tokens is None
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_pickled_client_keeps_its_connection_options(kind: str) -> None:
+    client = make(kind, URL, proxy="http://127.0.0.1:3128", trust_env=False, max_retries=5)
+    back = pickle.loads(pickle.dumps(client))
+    assert back._connection == client._connection and back.max_retries == 5 and back is not client
+    assert back._transport is not client._transport
+    await close(kind, back)
+    await close(kind, client)

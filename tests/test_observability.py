@@ -150,9 +150,10 @@ async def test_a_stream_closed_early_has_a_total(kind: str) -> None:
 
 
 def test_timing_counts_only_token_bearing_events() -> None:
+    from vllm_client import ChatCompletionResponse
     from vllm_client._stream import StreamAccumulator
 
-    acc: StreamAccumulator[Any] = StreamAccumulator()
+    acc: StreamAccumulator[Any] = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
     acc.feed(b'event: progress\ndata: {"x": 1}\n\n', 1.0)  # a server event: no token
     acc.feed(b'data: {"id":"a","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}\n\n', 2.0)
     acc.feed(b'data: {"choices":[{"index":0,"delta":{"content":"A"}}]}\n\n'

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vllm_client import ContentDelta, MockResponse, MockTransport, StreamError
+from vllm_client import ChatCompletionResponse
 from vllm_client._stream import StreamAccumulator
 
 from ._both import CLIENTS, close, drain, make
@@ -35,7 +36,7 @@ END = (b"data: " + orjson.dumps({**HEAD, "choices": [{"index": 0, "delta": {}, "
 
 
 def run(pieces: list[bytes]) -> tuple[list[str], Any]:
-    acc = StreamAccumulator()
+    acc = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
     texts = []
     for p in pieces:
         texts += [e.text for e in acc.feed(p) if isinstance(e, ContentDelta)]
@@ -78,7 +79,7 @@ def test_other_chunks_between_plain_ones_are_not_mistaken_for_them() -> None:
     reasoning = (b"data: " + orjson.dumps({**HEAD, "choices": [{"index": 0, "delta": {"reasoning": "think"},
                                                                "finish_reason": None}]}) + b"\n\n")
     other_choice = chunk("B").replace(b'"index":0', b'"index":1')
-    acc = StreamAccumulator()
+    acc = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
     events = [e for p in [ROLE, chunk("a"), chunk("b"), reasoning, chunk("c"), other_choice, chunk("d"), END]
               for e in acc.feed(p)]
     events += acc.finish()
@@ -93,7 +94,7 @@ def test_other_chunks_between_plain_ones_are_not_mistaken_for_them() -> None:
 def test_bad_bytes_in_the_text_are_the_same_error_as_without_the_fast_path(bad: bytes) -> None:
     good = chunk("ok")
     broken = good.replace(b'"ok"', b'"' + bad + b'"')
-    acc = StreamAccumulator()
+    acc = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
     acc.feed(ROLE)
     acc.feed(good)
     acc.feed(good)  # the template is learned and used
@@ -128,7 +129,7 @@ def reasoning_chunk(text: str, key: str = "reasoning") -> bytes:
        texts=st.lists(st.text(max_size=10), min_size=1, max_size=15),
        key=st.sampled_from(["reasoning", "reasoning_content"]))
 def test_reasoning_then_content_streams_exactly(thoughts: list[str], texts: list[str], key: str) -> None:
-    acc = StreamAccumulator()
+    acc = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
     events = [e for p in [ROLE, *(reasoning_chunk(t, key) for t in thoughts), *(chunk(t) for t in texts), END]
               for e in acc.feed(p)]
     events += acc.finish()
@@ -145,7 +146,7 @@ def test_reasoning_then_content_streams_exactly(thoughts: list[str], texts: list
 def test_reasoning_and_content_taking_turns_keep_their_order() -> None:
     parts = [("r", "Let"), ("r", " me"), ("c", "A"), ("r", " think"), ("c", "B"), ("c", "C"), ("r", "!"),
              ("c", "D"), ("c", "E"), ("c", "F")]
-    acc = StreamAccumulator()
+    acc = StreamAccumulator(parse=ChatCompletionResponse.from_dict)
     events = [e for p in [ROLE, *(reasoning_chunk(t) if k == "r" else chunk(t) for k, t in parts), END]
               for e in acc.feed(p)]
     got = [("r" if e.__class__.__name__ == "ReasoningDelta" else "c", e.text) for e in events

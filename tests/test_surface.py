@@ -524,6 +524,6 @@ def test_cli_responses_and_server_info(capsys: pytest.CaptureFixture[str]) -> No
                                             "max_output_tokens": 5, "stream": True}
         assert main(["server-info", "--base-url", server.url]) == 0
         out = capsys.readouterr().out.splitlines()
-        assert out[1:] == ["version: 0.32.0+fake", "model: fake-model, max_model_len 4096",
+        assert out[1:] == ["version: 0.33.0+fake", "model: fake-model, max_model_len 4096",
                            "load: 0 requests in flight", "num_requests_running: 0.0",
                            "num_requests_waiting: 0.0", "kv_cache_usage_perc: 0.0"]

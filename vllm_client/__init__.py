@@ -47,6 +47,16 @@ from ._endpoints.completions import (
     CompletionChoice,
     CompletionResponse,
 )
+from ._endpoints.decisions import (
+    AsyncDecisionsBuilder,
+    ChoiceAnswer,
+    DecisionAnswer,
+    DecisionProbability,
+    DecisionsBuilder,
+    DecisionsResponse,
+    PredicateAnswer,
+    ScoreAnswer,
+)
 from ._endpoints.embeddings import AsyncEmbeddingBuilder, EmbeddingBuilder, EmbeddingResponse
 from ._endpoints.pooling import AsyncPoolingBuilder, PoolingBuilder, PoolingData, PoolingResponse
 from ._endpoints.rerank import AsyncRerankBuilder, RerankBuilder, RerankResponse, RerankResult
@@ -70,9 +80,11 @@ from ._exceptions import (
     AuthenticationError,
     BadRequestError,
     ConflictError,
+    IncompleteToolCallError,
     InternalServerError,
     InvalidRequestError,
     NotFoundError,
+    NotSupportedError,
     OutputParseError,
     PermissionDeniedError,
     RateLimitError,
@@ -85,6 +97,7 @@ from ._exceptions import (
     VllmError,
 )
 from ._observe import RequestInfo, ResponseInfo, Timing, configure_from_env
+from ._openapi import ServerCheck
 from ._stream import AsyncChatStream, ChatStream
 from ._sync import VllmClient
 from ._transports import (
@@ -110,6 +123,7 @@ from ._types import (
     ToolCallDelta,
     Usage,
     UsageEvent,
+    WeightVersionSpan,
 )
 from ._version import __version__
 
@@ -259,6 +273,7 @@ __all__ = [
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "IncompleteToolCallError",
     "OutputParseError",
     "ToolSchemaError",
     # observability
@@ -277,4 +292,16 @@ __all__ = [
     "MockTransport",
     "MockResponse",
     "PreparedRequest",
+    # current vLLM (0.33, 0.34)
+    "DecisionsBuilder",
+    "AsyncDecisionsBuilder",
+    "DecisionsResponse",
+    "DecisionAnswer",
+    "PredicateAnswer",
+    "ChoiceAnswer",
+    "ScoreAnswer",
+    "DecisionProbability",
+    "WeightVersionSpan",
+    "NotSupportedError",
+    "ServerCheck",
 ]

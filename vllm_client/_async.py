@@ -7,13 +7,12 @@ import asyncio
 import contextvars
 import inspect
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
 
 from ._batch import Progress, iter_batch, known_length, prepared, run_batch
-from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import AsyncAudio
@@ -22,6 +21,7 @@ from ._endpoints.chat import AsyncChat
 from ._endpoints.classify import AsyncClassifyBuilder
 from ._endpoints.cohere_embed import AsyncCohereEmbedBuilder
 from ._endpoints.completions import AsyncCompletionBuilder
+from ._endpoints.decisions import AsyncDecisionsBuilder
 from ._endpoints.embeddings import AsyncEmbeddingBuilder
 from ._endpoints.pooling import AsyncPoolingBuilder
 from ._endpoints.rerank import AsyncRerankBuilder
@@ -43,6 +43,7 @@ from ._endpoints.server import (
 )
 from ._exceptions import APIConnectionError
 from ._observe import HookCall
+from ._openapi import ServerCheck, check_flow
 from ._transports import AsyncTransport
 from ._transports.aiohttp import AiohttpTransport
 
@@ -82,25 +83,11 @@ class AsyncVllmClient(ClientCore):
 
     _sync_hooks = False
 
-    def __init__(
-        self,
-        base_url: str | Sequence[str] | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-        default_model: str | None = None,
-        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-        transport: AsyncTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model,
-                         event_hooks=event_hooks)
-        self._transport: AsyncTransport = self._use_transport(transport, AiohttpTransport)
-        self._closed = False
-        self.chat = AsyncChat(self)
-        self.audio = AsyncAudio(self)
+    _transport_class = AiohttpTransport
+    _groups = {"chat": AsyncChat, "audio": AsyncAudio}
+    _transport: AsyncTransport
+    chat: AsyncChat
+    audio: AsyncAudio
 
     def __repr__(self) -> str:
         return self._repr()
@@ -240,6 +227,17 @@ class AsyncVllmClient(ClientCore):
                               extra: Mapping[str, Any] | None = None) -> TokenizeResult:
         """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
         return await self._run(tokenize_flow(self, text_or_messages, model, add_special_tokens, extra))
+
+    def decisions(self) -> Creator[AsyncDecisionsBuilder]:
+        """Typed questions over a text (``POST /decisions``, vLLM 0.33+): ``client.decisions().create()
+        .model(m).input(text).predicate("Is it spam?").send().answers``."""
+        return Creator(self, AsyncDecisionsBuilder)
+
+    async def check_server(self) -> ServerCheck:
+        """Read the server's ``/openapi.json`` (and ``/version``): the routes and request fields the
+        SDK does not type (reach them with ``client.request()`` / ``extra()``) and the fields it sends
+        that this server does not take."""
+        return await self._run(check_flow(self))
 
     async def detokenize(self, tokens: list[int], model: str | None = None) -> str:
         """The text of token ids."""

@@ -33,6 +33,7 @@ from typing import Any, TextIO
 import orjson
 
 from ._batch import Progress, iter_batch, summary_text
+from ._connection import cli_connection
 from ._exceptions import APIConnectionError, APIStatusError, InvalidRequestError
 from ._retry import should_retry_status
 from ._urls import redact_url
@@ -273,7 +274,8 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     urls = [args.base_url or os.environ.get("VLLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL")
             or "http://localhost:8000/v1"] + list(args.servers or [])
     client = AsyncVllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
-                             timeout=args.timeout, max_retries=args.max_retries)  # bad options: before any I/O
+                             timeout=args.timeout, max_retries=args.max_retries,
+                             **cli_connection(args))  # bad options: before any I/O
     done = read_done(args.output, err)
     already = len(done)
     progress = Progress(count_lines(args.input), enabled=not args.no_progress, out=err)

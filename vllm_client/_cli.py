@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._connection import cli_connection
 from ._printer import Printer, stats_line
 
 
@@ -20,7 +21,7 @@ def _client(args: argparse.Namespace) -> Any:
     from . import VllmClient
 
     return VllmClient(args.base_url, api_key=args.api_key, default_model=args.model,
-                      timeout=getattr(args, "timeout", None))
+                      timeout=getattr(args, "timeout", None), **cli_connection(args))
 
 
 def _chat_builder(client: Any, args: argparse.Namespace, builder: Any) -> Any:
@@ -144,6 +145,8 @@ def cmd_server_info(args: argparse.Namespace) -> int:
     """Version, models (with LoRA parents), load and the key metrics, one per line."""
     from ._exceptions import VllmError
 
+    if getattr(args, "check", False):
+        return _server_check(args)
     with _client(args) as client:
         lines = [f"server: {client.base_url}", f"version: {client.version()}"]
         for m in client.models():
@@ -163,6 +166,15 @@ def cmd_server_info(args: argparse.Namespace) -> int:
                     lines.append(f"{name}: {getattr(value, name)}")
     print("\n".join(lines))
     return 0
+
+
+def _server_check(args: argparse.Namespace) -> int:
+    """``server-info --check``: the server's /openapi.json against the SDK (exit 1 when the SDK
+    has setters for fields this server does not take)."""
+    with _client(args) as client:
+        report = client.check_server()
+    print("\n".join([f"server: {client.base_url}", *report.lines()]))
+    return 0 if report.ok else 1
 
 
 def cmd_rerank(args: argparse.Namespace) -> int:
@@ -230,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", default=None, help="model name (default: the server's only model)")
     common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    tls = common.add_argument_group("connection (default: $HTTPS_PROXY, $NO_PROXY, $REQUESTS_CA_BUNDLE, ...)")
+    tls.add_argument("--ca-bundle", "--cacert", dest="ca_bundle", default=None, metavar="PATH",
+                     help="CA bundle (PEM) to verify the server's certificate with")
+    tls.add_argument("--cert", default=None, metavar="PATH",
+                     help="client certificate (PEM; with its key unless --key is given)")
+    tls.add_argument("--key", default=None, metavar="PATH", help="the client certificate's private key (PEM)")
+    tls.add_argument("-k", "--insecure", action="store_true", help="do not verify the server's certificate")
+    tls.add_argument("--proxy", default=None, metavar="URL",
+                     help="proxy for every request (instead of $HTTPS_PROXY / $HTTP_PROXY / $ALL_PROXY)")
 
     p = argparse.ArgumentParser(prog="vllm-client", description="Talk to vLLM or any OpenAI-compatible server.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -261,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_responses)
 
     si = sub.add_parser("server-info", parents=[common], help="version, models, load and key metrics")
+    si.add_argument("--check", action="store_true",
+                    help="compare the server's /openapi.json with the SDK: routes and fields it does not type")
     si.set_defaults(func=cmd_server_info)
 
     rr = sub.add_parser("rerank", parents=[common], help="rerank documents for a query (a pooling server)")

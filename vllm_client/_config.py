@@ -80,14 +80,27 @@ def resolve_base_url(base_url: str | None) -> str:
     return url.rstrip("/")
 
 
-def check_header(name: object, value: object) -> None:
-    """Refuse header names/values that could split a request (CR/LF) or are not strings."""
-    if not isinstance(name, str) or not name or any(c in name for c in "\r\n:\0 "):
+def check_header(name: object, value: object, *, what: str = "") -> None:
+    """Refuse header names and values both HTTP libraries would not send as given: CR/LF (they
+    could split a request), leading or trailing whitespace (a pasted key), characters outside
+    latin-1 (a zero-width space). The message names the header (``what``: how it was given),
+    never the value: it may be a key."""
+    if not isinstance(name, str) or not name or any(c in name for c in "\r\n:\0 \t") or not name.isascii():
         raise InvalidRequestError(f"header name {name!r}: expected a non-empty token without CR/LF, ':' or spaces")
+    where = what or f"header {name!r}"
     if not isinstance(value, str):
-        raise InvalidRequestError(f"header {name!r}: value must be a str, got {type(value).__name__}")
+        raise InvalidRequestError(f"{where}: value must be a str, got {type(value).__name__}")
     if "\r" in value or "\n" in value or "\0" in value:
-        raise InvalidRequestError(f"header {name!r}: value contains CR, LF or NUL")
+        raise InvalidRequestError(f"{where}: the value contains CR, LF or NUL (value not shown)")
+    if value != value.strip():
+        raise InvalidRequestError(f"{where}: the value has leading or trailing whitespace (value not shown)")
+    if not value.isascii():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise InvalidRequestError(
+                f"{where}: the value has characters outside latin-1, such as a pasted zero-width space "
+                "(value not shown)") from None
 
 
 def split_credentials(urls: list[str]) -> tuple[list[str], str | None]:
@@ -126,7 +139,7 @@ def build_headers(api_key: str | None, default_headers: Mapping[str, str] | None
         "User-Agent": USER_AGENT,
     }
     if api_key:
-        check_header("Authorization", api_key)
+        check_header("Authorization", api_key, what="api_key (header 'Authorization')")
         headers["Authorization"] = f"Bearer {api_key}"
     elif basic:
         headers["Authorization"] = basic

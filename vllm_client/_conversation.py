@@ -16,7 +16,7 @@ import inspect
 from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import InvalidRequestError, ToolLoopError
+from ._exceptions import IncompleteToolCallError, InvalidRequestError, ToolLoopError
 
 if TYPE_CHECKING:
     from ._endpoints.base import _Builder
@@ -32,6 +32,36 @@ if TYPE_CHECKING:
 PreparedCall = tuple[str, "Callable[[], Any] | str"]
 
 MAX_PARALLEL_TOOLS = 8  # tool calls of one round run at most this many at a time, on both clients
+# The keys servers put an assistant message's reasoning under (vLLM: reasoning; DeepSeek: reasoning_content)
+REASONING_KEYS = ("reasoning", "reasoning_content")
+# The request fields that bound a turn's output tokens (chat, chat's newer name, Responses)
+_BUDGETS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def without_reasoning(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages with the reasoning taken out of assistant turns (copies where changed)."""
+    out = []
+    for m in messages:
+        if m.get("role") == "assistant" and any(k in m for k in REASONING_KEYS):
+            m = {k: x for k, x in m.items() if k not in REASONING_KEYS}
+        elif m.get("type") == "reasoning" and "role" not in m:
+            continue  # a Responses reasoning item
+        out.append(m)
+    return out
+
+
+def budget_spent(body: Mapping[str, Any], response: Any) -> bool:
+    """Whether the response used the whole output budget of its request (``max_tokens`` & co.),
+    by its usage: its turn ended by length whatever its finish_reason says (vLLM 0.32 reports
+    "tool_calls" for an auto tool call cut by ``max_tokens``)."""
+    usage = response.usage
+    if usage is None or not usage.completion_tokens:
+        return False
+    for key in _BUDGETS:
+        budget = body.get(key)
+        if budget.__class__ is int and usage.completion_tokens >= budget:
+            return True
+    return False
 
 
 def call_tool(call: Callable[[], Any] | str) -> Generator[Any, Any, str]:
@@ -92,7 +122,14 @@ class ToolLoop:
         self.toolset = toolset
         self.max_rounds = max_rounds
         self.rounds = 0
-        self.messages: list[dict[str, Any]] = self._history(builder.build())
+        body = builder.build()
+        self.body = body
+        # the model's reasoning goes back with its turns (reasoning_in_history(False): never)
+        self.reasoning: bool = getattr(builder, "_reasoning_in_history", True)
+        self.cut_retries: int = getattr(builder, "_cut_retries", 0)  # retry_cut_tool_calls(n)
+        self.budget: dict[str, int] = {}  # the output budget, once grown for a cut tool call
+        history = self._history(body)
+        self.messages: list[dict[str, Any]] = history if self.reasoning else without_reasoning(history)
         self.start = len(self.messages)
         self._pending: list[PreparedCall] = []
 
@@ -103,8 +140,9 @@ class ToolLoop:
         return list(body.get("messages") or [])
 
     def _reply(self, response: Any) -> list[dict[str, Any]]:
-        """What the model's reply adds to the history."""
-        return [response.message]
+        """What the model's reply adds to the history (with its reasoning, under the server's key)."""
+        msg = response.message
+        return [msg] if self.reasoning else without_reasoning([msg])
 
     def _result(self, call_id: str, content: str) -> dict[str, Any]:
         """The history entry carrying one tool result."""
@@ -112,13 +150,46 @@ class ToolLoop:
 
     def next_builder(self) -> Any:
         """The builder for the next request (the conversation so far)."""
-        return clone_with_messages(self.builder, list(self.messages))
+        return self._with_budget(clone_with_messages(self.builder, list(self.messages)))
+
+    def _with_budget(self, b: Any) -> Any:
+        """The next request's builder with the output budget grown (``retry_cut_tool_calls``)."""
+        for key, value in self.budget.items():
+            (b._extra if key in b._extra else b._body)[key] = value
+        return b
+
+    def _grow_budget(self, reply: int) -> bool:
+        """A cut tool call: take the reply back and double the budget for a new try, if allowed."""
+        if self.cut_retries <= 0:
+            return False
+        body = {**self.body, **self.budget}
+        grown = {k: body[k] * 2 for k in _BUDGETS if body.get(k).__class__ is int}
+        if not grown:
+            return False
+        self.cut_retries -= 1
+        self.budget = grown
+        del self.messages[len(self.messages) - reply:]
+        return True
 
     def after(self, response: ChatCompletionResponse) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
-        self.messages.extend(self._reply(response))
-        if not response.tool_calls:
+        reply = self._reply(response)
+        self.messages.extend(reply)
+        calls = response.tool_calls
+        if not calls:
             return None
+        if not any(tc.incomplete for tc in calls) and budget_spent(self.body, response):
+            for tc in calls:
+                tc.incomplete = True
+        cut = [tc.name for tc in calls if tc.incomplete]
+        if cut and self._grow_budget(len(reply)):
+            self._pending = []
+            return []  # nothing to run: the next request asks the same turn again, with more tokens
+        if cut:
+            raise IncompleteToolCallError(
+                f"the model's turn ended by length (finish_reason {response.finish_reason!r}) inside its tool "
+                f"call{'s' if len(cut) > 1 else ''} ({', '.join(cut)}): not run, its arguments may be cut; "
+                "raise max_tokens", response=response, messages=self.messages)
         if self.rounds >= self.max_rounds:
             raise ToolLoopError(
                 f"the model still asked for tools after max_rounds={self.max_rounds} rounds "
@@ -151,7 +222,7 @@ class ConversationState:
         system: str | None = None,
         messages: list[dict[str, Any]] | None = None,
         tools: Iterable[Any] | None = None,
-        keep_reasoning: bool = False,
+        keep_reasoning: bool = True,
         defaults: Mapping[str, Any] | None = None,
     ) -> None:
         from ._validate import messages as check_messages
@@ -191,17 +262,12 @@ class ConversationState:
             raise InvalidRequestError(f"send({content!r:.60}): expected text, content parts or a message dict")
         return {"role": "user", "content": content}
 
-    def assistant_message(self, response: ChatCompletionResponse) -> dict[str, Any]:
-        """The assistant turn as it goes into the history (reasoning only when asked)."""
-        msg = response.message
-        if self.keep_reasoning and response.reasoning_content:
-            msg["reasoning_content"] = response.reasoning_content
-        return msg
-
-    def commit(self, user: dict[str, Any], produced: list[dict[str, Any]]) -> None:
-        """Append a finished turn: the user message and what the reply produced."""
+    def commit(self, user: dict[str, Any], produced: list[dict[str, Any]], reasoning: bool = True) -> None:
+        """Append a finished turn: the user message and what the reply produced (its reasoning
+        taken out unless ``keep_reasoning`` and ``reasoning``, the builder's
+        ``reasoning_in_history``)."""
         self.messages.append(user)
-        self.messages.extend(produced)
+        self.messages.extend(produced if self.keep_reasoning and reasoning else without_reasoning(produced))
 
     def undo(self) -> None:
         """Drop the last user turn and everything after it."""
@@ -272,18 +338,22 @@ class ConversationBase:
             b = st.make_builder(self._new_builder, msgs, tools)
         if response_format is not None:
             b.response_format(response_format)  # (on this turn's builder only)
+        if not getattr(b, "_reasoning_in_history", True):  # never sent, not even what the history holds
+            b._body["messages"] = without_reasoning(b._body["messages"])
         return user, b
 
-    def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None) -> None:
+    def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None,
+                     builder: Any) -> None:
         self._count(response)
         produced = loop.produced() if loop is not None else [response.message]
-        produced[-1] = self._state.assistant_message(response)
-        self._state.commit(user, produced)
+        self._state.commit(user, produced, getattr(builder, "_reasoning_in_history", True))
 
-    def _commit_stream(self, user: dict[str, Any]) -> Callable[[Any], None]:
+    def _commit_stream(self, user: dict[str, Any], builder: Any) -> Callable[[Any], None]:
+        reasoning = getattr(builder, "_reasoning_in_history", True)
+
         def commit(response: Any) -> None:
             self._count(response)
-            self._state.commit(user, [self._state.assistant_message(response)])
+            self._state.commit(user, [response.message], reasoning)
 
         return commit
 
@@ -320,7 +390,7 @@ class Conversation(ConversationBase):
             response, loop = b._tool_loop(max_rounds)
         else:
             response, loop = b.send(), None
-        self._commit_loop(user, response, loop)
+        self._commit_loop(user, response, loop, b)
         return response
 
     def stream(self, text: str | list[Any] | dict[str, Any], *,
@@ -329,7 +399,7 @@ class Conversation(ConversationBase):
         """Stream a user turn; the turn joins the history when the stream finishes well."""
         user, b = self._turn(text, None, builder, response_format)
         stream: ChatStream[ChatCompletionResponse] = b.send_stream()
-        stream.on_complete = self._commit_stream(user)
+        stream.on_complete = self._commit_stream(user, b)
         return stream
 
 
@@ -348,7 +418,7 @@ class AsyncConversation(ConversationBase):
             response, loop = await b._tool_loop(max_rounds)
         else:
             response, loop = await b.send(), None
-        self._commit_loop(user, response, loop)
+        self._commit_loop(user, response, loop, b)
         return response
 
     async def stream(self, text: str | list[Any] | dict[str, Any], *,
@@ -357,5 +427,5 @@ class AsyncConversation(ConversationBase):
         """Stream a user turn; the turn joins the history when the stream finishes well."""
         user, b = self._turn(text, None, builder, response_format)
         stream: AsyncChatStream[ChatCompletionResponse] = await b.send_stream()
-        stream.on_complete = self._commit_stream(user)
+        stream.on_complete = self._commit_stream(user, b)
         return stream

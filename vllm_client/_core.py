@@ -12,6 +12,7 @@ transports (``_transports/``) do the I/O.
 """
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from time import perf_counter
@@ -29,6 +30,7 @@ from ._config import (
     split_credentials,
     to_timeout,
 )
+from ._connection import CertTypes, ConnectionOptions
 from ._endpoints.server import models_flow
 from ._exceptions import (
     APIConnectionError,
@@ -81,7 +83,11 @@ def _unpickle_client(cls: Callable[..., Any], options: dict[str, Any], transport
 
 
 class ClientCore:
-    """Configuration and request logic common to ``VllmClient`` and ``AsyncVllmClient``."""
+    """Configuration and request logic common to ``VllmClient`` and ``AsyncVllmClient``, and
+    their one constructor (each client names its default transport and its endpoint groups)."""
+
+    _transport_class: Callable[..., Any]  # the default transport (RequestsTransport / AiohttpTransport)
+    _groups: dict[str, Callable[[Any], Any]] = {}  # attribute -> endpoint group (chat, audio)
 
     def __init__(
         self,
@@ -93,7 +99,18 @@ class ClientCore:
         default_headers: Mapping[str, str] | None = None,
         default_model: str | None = None,
         event_hooks: Mapping[str, Sequence[Callable[[Any], Any]]] | None = None,
+        transport: Any = None,
+        verify: bool | str | os.PathLike[str] = True,
+        cert: CertTypes = None,
+        proxy: str | None = None,
+        trust_env: bool = True,
     ) -> None:
+        """``base_url`` (or a list of replicas): the argument, ``$VLLM_BASE_URL``,
+        ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``. ``verify`` / ``cert`` / ``proxy`` /
+        ``trust_env``: the connection options (``ConnectionOptions``: CA bundle or False, client
+        certificate, proxy URL, read the environment), for the default transport; a ``transport``
+        of your own takes its own."""
+        self._closed = False
         if isinstance(base_url, (list, tuple)):
             given = [resolve_base_url(u) for u in base_url]
             if not given:
@@ -123,6 +140,13 @@ class ClientCore:
         self._event_hooks = event_hooks
         self._request_hooks, self._response_hooks = check_hooks(event_hooks, sync=self._sync_hooks)
         self._log_enabled = get_logger().isEnabledFor  # (the logger caches its answer per level)
+        self._connection = ConnectionOptions(verify, cert, proxy, trust_env)
+        if transport is not None and not self._connection.is_default:
+            raise InvalidRequestError("verify=, cert=, proxy= and trust_env= configure the default transport: "
+                                      "give them to your transport instead")
+        self._transport = self._use_transport(transport, self._transport_class, **self._connection.kwargs())
+        for name, group in self._groups.items():
+            setattr(self, name, group(self))
 
     _sync_hooks = True  # hooks must be plain functions (AsyncVllmClient: async ones allowed)
 
@@ -148,24 +172,27 @@ class ClientCore:
             "event_hooks": self._event_hooks,
         }
 
-    def _use_transport(self, transport: Any, default: Callable[[], Any]) -> Any:
-        """The transport to use (the given one, else a new ``default()``, which this client owns)."""
+    def _use_transport(self, transport: Any, default: Callable[..., Any], **options: Any) -> Any:
+        """The transport to use (the given one, else a new ``default(**options)``, which this client owns)."""
         from ._transports.mock import MockTransport
 
         self._owns_transport = True  # a copy made by with_options() shares it and does not close it
         self._default_transport = transport is None  # pickling makes a new one of these
         # The user's own transport (proxies, TLS, a session): batch() never swaps it silently.
         self._custom_transport = transport is not None and not isinstance(transport, MockTransport)
-        return transport if transport is not None else default()
+        return transport if transport is not None else default(**options)
 
     def _clone(self, cls: Callable[..., Any], transport: Any, *, owns: bool, timeout: Any = _UNSET,
                max_retries: Any = _UNSET, default_headers: Any = _UNSET) -> Any:
         """A client of class ``cls`` with this one's configuration (some options changed) over
-        ``transport`` (None: its own new one): ``with_options()`` copies and batch()'s async twin."""
-        copy = cls(**self._options(timeout, max_retries, default_headers), transport=transport)
+        ``transport`` (None: its own new one, with this client's connection options):
+        ``with_options()`` copies and batch()'s async twin."""
+        connection = self._connection.kwargs() if transport is None else {}
+        copy = cls(**self._options(timeout, max_retries, default_headers), transport=transport, **connection)
         copy._resolved_model = self._resolved_model
+        copy._connection = self._connection  # (a copy's own batch() twin makes a transport with them)
         copy._custom_transport = self._custom_transport
-        copy._default_transport = transport is None or (self._default_transport and transport is self._transport)  # type: ignore[attr-defined]
+        copy._default_transport = transport is None or (self._default_transport and transport is self._transport)
         copy._owns_transport = owns
         return copy
 
@@ -173,8 +200,10 @@ class ClientCore:
         """A client pickles as its configuration (what ``with_options()`` copies, the API key
         included) and a transport of its own; the default transport's connections stay behind:
         the unpickled client makes its own (and closes it when garbage-collected, silently)."""
-        transport = None if self._default_transport else self._transport  # type: ignore[attr-defined]
-        return (_unpickle_client, (type(self), self._options(_UNSET, _UNSET, _UNSET), transport))
+        options = self._options(_UNSET, _UNSET, _UNSET)
+        if self._default_transport:
+            options.update(self._connection.kwargs())  # verify, cert, proxy, trust_env
+        return (_unpickle_client, (type(self), options, None if self._default_transport else self._transport))
 
     def _repr(self) -> str:
         key = ", api_key=***" if self._api_key else ""

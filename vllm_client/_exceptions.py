@@ -55,10 +55,12 @@ __all__ = [
     "UnprocessableEntityError",
     "RateLimitError",
     "InternalServerError",
+    "NotSupportedError",
     "ResponseDecodeError",
     "StreamError",
     "StreamTimeoutError",
     "ToolLoopError",
+    "IncompleteToolCallError",
     "ToolSchemaError",
     "OutputParseError",
     "error_from_response",
@@ -238,11 +240,17 @@ class InternalServerError(APIStatusError):
     """HTTP 5xx: the server failed (retried per the client's policy first)."""
 
 
+class NotSupportedError(InternalServerError):
+    """HTTP 501: the server does not implement this for its model (e.g. ``/v1/decisions`` on a
+    model without a decisions strategy). Never retried."""
+
+
 _HINTS = {
     401: "check the API key (api_key= or $VLLM_API_KEY)",
     403: "the API key is not allowed to do this",
     404: "check the model name and the base URL",
     429: "rate limited; slow down or raise max_retries",
+    501: "the server does not support this request for its model",
 }
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
@@ -253,6 +261,7 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
     409: ConflictError,
     422: UnprocessableEntityError,
     429: RateLimitError,
+    501: NotSupportedError,
 }
 
 
@@ -328,6 +337,16 @@ class ToolLoopError(VllmError):
     def __init__(self, message: str, *, messages: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.messages = messages or []
+
+
+class IncompleteToolCallError(ToolLoopError):
+    """A tool call was cut by the token limit (its turn ended by length): it is never run.
+    ``response`` is the response that carried it, ``messages`` the history so far; ask again
+    with a larger ``max_tokens``."""
+
+    def __init__(self, message: str, *, response: Any = None, messages: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message, messages=messages)
+        self.response = response
 
 
 class OutputParseError(VllmError, ValueError):

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from ._exceptions import InvalidRequestError
-from ._urls import redact_url
+from ._urls import SECRET_HEADERS, redact_url
 
 __all__ = ["Timing", "RequestInfo", "ResponseInfo", "HookCall", "get_logger", "check_hooks"]
 
@@ -49,7 +49,7 @@ def get_logger() -> Any:
 
 BODY_PREVIEW = 2000  # characters of a body logged with VLLM_CLIENT_LOG_BODIES=1
 # Headers a hook never sees (credentials).
-_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
+_SECRET_HEADERS = SECRET_HEADERS
 
 
 class _State:

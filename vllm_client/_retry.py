@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from ._exceptions import APIConnectionError
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 501, 502, 503, 504})
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})  # not 501: not implemented stays so
 MAX_RETRY_AFTER = 60.0  # a server asking for longer than this is not waited for
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 8.0
@@ -64,7 +64,7 @@ def backoff(attempt: int) -> float:
 
 
 def should_retry_status(status: int) -> bool:
-    """True for the statuses worth another try (408, 409, 429, 500-504); never other 4xx."""
+    """True for the statuses worth another try (408, 409, 429, 500, 502-504); never other 4xx, nor 501."""
     return status in RETRY_STATUSES
 
 

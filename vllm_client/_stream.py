@@ -56,14 +56,21 @@ _loads = orjson.loads
 # Top-level chunk keys that are folded into the response's own fields; every
 # other key (system_fingerprint, x_groq, timings, service_tier, ...) is kept as is.
 _KNOWN = frozenset({"id", "object", "created", "model", "choices", "usage"})
+# Likewise per choice and per delta: any other key (vLLM's weight_versions, ...) is kept on the
+# choice / its message, the latest non-null value winning (a key only ever null stays, as null).
+_CHOICE_KNOWN = frozenset({"index", "delta", "text", "logprobs", "finish_reason", "stop_reason", "token_ids"})
+_DELTA_KNOWN = frozenset({"role", "content", "reasoning", "reasoning_content", "refusal", "tool_calls"})
 _CHUNK_EVENTS = frozenset({"message", "answer"})  # FastGPT sends its chat chunks as "answer"
+_TEXT_EVENTS = (ReasoningDelta, ContentDelta)
+_PARTS = ""  # a _Choice.reasoning_key: the reasoning came in thinking content parts (Mistral)
 
 
 class _Choice:
     """What has arrived so far for one choice index."""
 
     __slots__ = ("index", "content", "has_content", "reasoning", "reasoning_key", "refusal",
-                 "tools", "finish_reason", "stop_reason", "logprobs", "done_tools", "token_ids")
+                 "tools", "finish_reason", "stop_reason", "logprobs", "done_tools", "token_ids",
+                 "extra", "msg_extra")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -78,9 +85,13 @@ class _Choice:
         self.token_ids: list[Any] | None = None  # vLLM's return_token_ids: an id list per chunk
         self.logprobs: Any = None  # chat: the logprobs.content entries; completions: one merged object
         self.done_tools = False
+        self.extra: dict[str, Any] | None = None  # the choice's keys not modelled above
+        self.msg_extra: dict[str, Any] | None = None  # the deltas' keys not modelled above
 
     def tool_calls(self) -> list[ToolCall]:
-        return [ToolCall(id=t[0], name=t[2] or "", arguments="".join(t[3]), type=t[1] or "function")
+        cut = self.finish_reason == "length"  # the turn ended by length: the calls may be cut
+        return [ToolCall(id=t[0], name=t[2] or "", arguments="".join(t[3]), type=t[1] or "function",
+                         incomplete=cut)
                 for _, t in sorted(self.tools.items())]
 
     def message(self, chat: bool) -> dict[str, Any]:
@@ -88,12 +99,34 @@ class _Choice:
             return {"text": "".join(self.content)}
         msg: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) if self.has_content else None}
         if self.reasoning:
-            msg[self.reasoning_key or "reasoning_content"] = "".join(self.reasoning)
+            if self.reasoning_key == _PARTS:  # Mistral: thinking content parts, as a non-streamed answer has them
+                thinking = {"type": "thinking", "thinking": [{"type": "text", "text": "".join(self.reasoning)}]}
+                text = msg["content"]
+                msg["content"] = [thinking, {"type": "text", "text": text}] if text else [thinking]
+            else:
+                msg[self.reasoning_key or "reasoning_content"] = "".join(self.reasoning)
         if self.refusal:
             msg["refusal"] = "".join(self.refusal)
         if self.tools:
             msg["tool_calls"] = [dict(tc.to_dict(), index=i) for i, tc in enumerate(self.tool_calls())]
+        if self.msg_extra:
+            msg.update(self.msg_extra)
         return msg
+
+
+def _keep(store: dict[str, Any] | None, obj: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    """``store`` (made when None) with ``obj``'s keys that are not ``known``: the latest
+    non-null value wins; a key only ever null is kept as null."""
+    if store is None:
+        store = {}
+    for k, v in obj.items():
+        if k in known:
+            continue
+        if v is None:
+            store.setdefault(k, None)
+        else:
+            store[k] = v
+    return store
 
 
 class StreamAccumulator(Generic[R]):
@@ -101,22 +134,23 @@ class StreamAccumulator(Generic[R]):
     and the accumulated response. Pure: ``feed(bytes)`` and ``finish()`` return events
     or raise ``StreamError`` with ``.partial``.
 
-    ``parse`` makes the response from the accumulated body (the endpoint's
-    ``from_dict``); by default a ``ChatCompletionResponse`` (chat) or a
-    ``CompletionResponse`` (``chat=False``).
+    ``parse`` makes the response from the accumulated body: the endpoint's ``from_dict``
+    (``ChatCompletionResponse.from_dict`` for chat, ``CompletionResponse.from_dict`` with
+    ``chat=False``). Every key a chunk, a choice or a delta carries that is not modelled is
+    kept in the accumulated body (the latest non-null value wins), as a non-streamed answer
+    would hold it.
 
     ``output`` (a ``StructuredOutput``: the request had ``response_format(T)``) adds a
-    ``PartialParsed`` event after each content delta that grew the JSON read so far, and
+    ``PartialParsed`` event (a snapshot) after the content deltas of a read that grew the JSON
+    read so far (at most one per choice and read), and
     fills ``parsed`` on the final response (``finish()`` raises ``OutputParseError`` when it
     does not validate; ``response()`` before the end stays unvalidated).
     """
 
-    def __init__(self, *, chat: bool = True, url: str | None = None,
-                 parse: Callable[[dict[str, Any]], R] | None = None, output: Any = None) -> None:
+    def __init__(self, *, parse: Callable[[dict[str, Any]], R], chat: bool = True, url: str | None = None,
+                 output: Any = None) -> None:
         self.chat = chat
         self.url = url
-        if parse is None:
-            parse = _default_parse(chat)
         self._parse: Callable[[dict[str, Any]], R] = parse
         self._sse = SSEDecoder()
         self._choices: dict[int, _Choice] = {}
@@ -158,19 +192,30 @@ class StreamAccumulator(Generic[R]):
         return out
 
     def _with_partials(self, events: list[StreamEvent]) -> list[StreamEvent]:
-        """The events with a ``PartialParsed`` after each ``ContentDelta`` that grew the value."""
+        """The events of one read with a ``PartialParsed`` (a snapshot of the value) after the
+        last ``ContentDelta`` of each choice whose value grew during the read."""
         partials = self._partials
         assert partials is not None
-        out: list[StreamEvent] = []
-        for ev in events:
-            out.append(ev)
+        last: dict[int, int] = {}  # choice index -> position of its last ContentDelta that grew the value
+        for pos, ev in enumerate(events):
             if ev.__class__ is ContentDelta:
                 idx = ev.index
                 p = partials.get(idx)
                 if p is None:
                     p = partials[idx] = self._output.partial()
                 if p.feed(ev.text):
-                    out.append(PartialParsed(p.value, idx))
+                    last[idx] = pos
+                elif idx in last:
+                    last[idx] = pos
+        if not last:
+            return events
+        after = {pos: idx for idx, pos in last.items()}
+        out: list[StreamEvent] = []
+        for pos, ev in enumerate(events):
+            out.append(ev)
+            grown = after.get(pos)
+            if grown is not None:
+                out.append(PartialParsed(partials[grown].snapshot(), grown))
         return out
 
     def _on_items(self, items: list[bytes | SSEEvent], out: list[StreamEvent]) -> None:
@@ -223,7 +268,7 @@ class StreamAccumulator(Generic[R]):
             else:
                 if (content.__class__ is str and len(delta) == 1 and idx.__class__ is int and not self._first
                         and ch.get("finish_reason") is None and not ch.get("logprobs") and not ch.get("token_ids")
-                        and obj.get("usage") is None and "error" not in obj):
+                        and obj.get("usage") is None and obj.keys() <= _KNOWN and ch.keys() <= _CHOICE_KNOWN):
                     state.has_content = True
                     if content:
                         state.content.append(content)
@@ -232,21 +277,24 @@ class StreamAccumulator(Generic[R]):
                             self._learn(item, b'"content":', content, state, False)
                     continue
             self._on_chunk(obj, out)
-            if self._tpl is None and out and out[-1].__class__ is ReasoningDelta:
-                self._learn_reasoning(item, obj)
+            if self._tpl is None and out and out[-1].__class__ in _TEXT_EVENTS:
+                self._learn_plain(item, obj)
 
-    def _learn_reasoning(self, item: bytes, obj: dict[str, Any]) -> None:
-        """``_learn`` from a chunk whose only delta was reasoning text (vLLM: ``reasoning``)."""
+    def _learn_plain(self, item: bytes, obj: dict[str, Any]) -> None:
+        """``_learn`` from a chunk that went the long way and whose only delta was text: reasoning
+        (vLLM: ``reasoning``), or content beside keys the hot path leaves to ``_on_chunk``
+        (vLLM 0.33's ``"kv_transfer_params": null``): those were kept, and the template's chunks
+        carry the same bytes around their text, so the same values."""
         try:
             (ch,) = obj["choices"]
             ((key, text),) = ch["delta"].items()
             state = self._choices[ch["index"]]
         except (KeyError, TypeError, ValueError, AttributeError):
             return
-        if (key == state.reasoning_key and text.__class__ is str and ch.get("finish_reason") is None
-                and not ch.get("logprobs") and not ch.get("token_ids") and obj.get("usage") is None
-                and "error" not in obj):
-            self._learn(item, b'"' + key.encode() + b'":', text, state, True)
+        if ((key == state.reasoning_key or key == "content") and text.__class__ is str
+                and ch.get("finish_reason") is None and not ch.get("logprobs") and not ch.get("token_ids")
+                and obj.get("usage") is None and "error" not in obj):
+            self._learn(item, b'"' + key.encode() + b'":', text, state, key != "content")
 
     def _learn(self, item: bytes, key: bytes, text: str, state: _Choice, reasoning: bool) -> None:
         """Note where a plain text chunk's text (its delta's only field, ``key``) sits in its
@@ -350,9 +398,12 @@ class StreamAccumulator(Generic[R]):
                         st.stop_reason = sr
                     if st.tools and not st.done_tools:
                         st.done_tools = True
-                        calls = st.tool_calls()
-                        self._others += len(calls)
-                        out.extend(ToolCallComplete(idx, tc) for tc in calls)
+                        if fr != "length":  # a call cut by the token limit is never complete
+                            calls = st.tool_calls()
+                            self._others += len(calls)
+                            out.extend(ToolCallComplete(idx, tc) for tc in calls)
+                if not ch.keys() <= _CHOICE_KNOWN:
+                    st.extra = _keep(st.extra, ch, _CHOICE_KNOWN)
         else:
             if obj.get("object") == "error":
                 self._raise_server_error(obj)  # vLLM's flat error object
@@ -363,11 +414,15 @@ class StreamAccumulator(Generic[R]):
             special = True
         if special:
             self._on_special(obj)
+        if not obj.keys() <= _KNOWN:
+            self._keep_top(obj)
 
     def _on_delta(self, st: _Choice, delta: Any, out: list[StreamEvent]) -> None:
         if delta.__class__ is not dict:
             return
         idx = st.index
+        if not delta.keys() <= _DELTA_KNOWN:
+            st.msg_extra = _keep(st.msg_extra, delta, _DELTA_KNOWN)
         content = delta.get("content")
         if content is not None:
             if content.__class__ is str:
@@ -378,6 +433,8 @@ class StreamAccumulator(Generic[R]):
             else:  # a list of content parts (Mistral): text parts and thinking parts
                 text, thinking = split_content(content)
                 if thinking:
+                    if st.reasoning_key is None:
+                        st.reasoning_key = _PARTS
                     st.reasoning.append(thinking)
                     out.append(ReasoningDelta(thinking, idx))
                 if text is not None:
@@ -469,9 +526,16 @@ class StreamAccumulator(Generic[R]):
             v = obj.get(k)
             if v and not meta[k]:
                 meta[k] = v
+
+    def _keep_top(self, obj: dict[str, Any]) -> None:
+        """A chunk's top-level keys that are not modelled: the latest non-null value wins (two
+        objects are merged: Groq's ``x_groq`` carries its usage on the last chunk only)."""
         extras = self._extras
         for k, v in obj.items():
-            if k in _KNOWN or v is None:
+            if k in _KNOWN:
+                continue
+            if v is None:
+                extras.setdefault(k, None)
                 continue
             old = extras.get(k)
             extras[k] = {**old, **v} if old.__class__ is dict and v.__class__ is dict else v
@@ -492,7 +556,7 @@ class StreamAccumulator(Generic[R]):
         for st in self._choices.values():
             if st.tools and not st.done_tools:
                 st.done_tools = True
-                out.extend(ToolCallComplete(st.index, tc) for tc in st.tool_calls())
+                out.extend(ToolCallComplete(st.index, tc) for tc in st.tool_calls() if not tc.incomplete)
         response: Any = self.response()
         self._final = response
         if self._output is not None:
@@ -523,6 +587,8 @@ class StreamAccumulator(Generic[R]):
                 c["stop_reason"] = st.stop_reason
             if st.token_ids is not None:
                 c["token_ids"] = st.token_ids
+            if st.extra:
+                c.update(st.extra)
             choices.append(c)
         raw: dict[str, Any] = {
             "id": meta["id"],
@@ -561,16 +627,6 @@ class StreamAccumulator(Generic[R]):
         if isinstance(exc, APITimeoutError):
             return StreamTimeoutError(f"stream stalled: {exc}", partial=self.response(), url=self.url)
         return self._error(f"stream cut: {exc}")
-
-
-def _default_parse(chat: bool) -> Any:
-    if chat:
-        from ._endpoints.chat import ChatCompletionResponse
-
-        return ChatCompletionResponse.from_dict
-    from ._endpoints.completions import CompletionResponse
-
-    return CompletionResponse.from_dict
 
 
 def _preview(data: bytes) -> str:

@@ -561,3 +561,20 @@ class PartialJSON:
         self._stack.pop()
         self._keys.pop()
         self._after_value()
+
+    def snapshot(self) -> Any:
+        """``value`` as it is now, never changed by later ``feed``s: the open containers (the
+        only ones that change) are copied, the closed ones shared (so a copy costs the size of
+        the open containers, not of the whole value)."""
+        stack = self._stack
+        if not stack:
+            return self.value  # complete (or a scalar): never changed again
+        copies = [c.copy() for c in stack]
+        keys = self._keys
+        for i in range(1, len(copies)):
+            parent = copies[i - 1]
+            if parent.__class__ is list:
+                parent[-1] = copies[i]
+            else:
+                parent[keys[i - 1]] = copies[i]
+        return copies[0]

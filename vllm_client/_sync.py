@@ -8,11 +8,10 @@ import inspect
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import Audio
@@ -21,6 +20,7 @@ from ._endpoints.chat import Chat
 from ._endpoints.classify import ClassifyBuilder
 from ._endpoints.cohere_embed import CohereEmbedBuilder
 from ._endpoints.completions import CompletionBuilder
+from ._endpoints.decisions import DecisionsBuilder
 from ._endpoints.embeddings import EmbeddingBuilder
 from ._endpoints.pooling import PoolingBuilder
 from ._endpoints.rerank import RerankBuilder
@@ -42,6 +42,7 @@ from ._endpoints.server import (
 )
 from ._exceptions import APIConnectionError
 from ._observe import HookCall
+from ._openapi import ServerCheck, check_flow
 from ._transports import RequestsTransport, SyncTransport
 
 __all__ = ["VllmClient"]
@@ -97,31 +98,18 @@ class VllmClient(ClientCore):
     """A synchronous client for vLLM and OpenAI-compatible servers.
 
     ``VllmClient(base_url=None, *, api_key=None, timeout=None, max_retries=2,
-    default_headers=None, default_model=None, transport=None)``; base URL from the
-    argument, ``$VLLM_BASE_URL``, ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``; API key
-    from the argument, ``$VLLM_API_KEY``, or ``$OPENAI_API_KEY`` only for ``$OPENAI_BASE_URL``'s URL.
-    Thread-safe; use it as a context manager or call ``close()``.
+    default_headers=None, default_model=None, event_hooks=None, transport=None, verify=True,
+    cert=None, proxy=None, trust_env=True)``; base URL from the argument, ``$VLLM_BASE_URL``,
+    ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``; API key from the argument,
+    ``$VLLM_API_KEY``, or ``$OPENAI_API_KEY`` only for ``$OPENAI_BASE_URL``'s URL. Thread-safe;
+    use it as a context manager or call ``close()``.
     """
 
-    def __init__(
-        self,
-        base_url: str | Sequence[str] | None = None,
-        *,
-        api_key: str | None = None,
-        timeout: TimeoutTypes = None,
-        max_retries: int = 2,
-        default_headers: Mapping[str, str] | None = None,
-        default_model: str | None = None,
-        event_hooks: Mapping[str, Sequence[Callable[..., Any]]] | None = None,
-        transport: SyncTransport | None = None,
-    ) -> None:
-        super().__init__(base_url, api_key=api_key, timeout=timeout, max_retries=max_retries,
-                         default_headers=default_headers, default_model=default_model,
-                         event_hooks=event_hooks)
-        self._transport: SyncTransport = self._use_transport(transport, RequestsTransport)
-        self._closed = False
-        self.chat = Chat(self)
-        self.audio = Audio(self)
+    _transport_class = RequestsTransport
+    _groups = {"chat": Chat, "audio": Audio}
+    _transport: SyncTransport
+    chat: Chat
+    audio: Audio
 
     def __repr__(self) -> str:
         return self._repr()
@@ -156,8 +144,8 @@ class VllmClient(ClientCore):
 
     def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
         """Run one round of tool calls: one inline, several in a pool of threads."""
-        if len(calls) == 1:
-            return [run_tool(calls[0][1])]
+        if len(calls) <= 1:  # (none: a turn asked again, see ToolLoop.after)
+            return [run_tool(c) for _, c in calls]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_TOOLS, len(calls)),
@@ -274,6 +262,17 @@ class VllmClient(ClientCore):
                         extra: Mapping[str, Any] | None = None) -> TokenizeResult:
         """Like ``tokenize`` but with ``count``, ``max_model_len`` and ``token_strs``."""
         return self._run(tokenize_flow(self, text_or_messages, model, add_special_tokens, extra))
+
+    def decisions(self) -> Creator[DecisionsBuilder]:
+        """Typed questions over a text (``POST /decisions``, vLLM 0.33+): ``client.decisions().create()
+        .model(m).input(text).predicate("Is it spam?").send().answers``."""
+        return Creator(self, DecisionsBuilder)
+
+    def check_server(self) -> ServerCheck:
+        """Read the server's ``/openapi.json`` (and ``/version``): the routes and request fields the
+        SDK does not type (reach them with ``client.request()`` / ``extra()``) and the fields it sends
+        that this server does not take."""
+        return self._run(check_flow(self))
 
     def detokenize(self, tokens: list[int], model: str | None = None) -> str:
         """The text of token ids."""

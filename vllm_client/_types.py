@@ -19,6 +19,7 @@ from ._observe import _json_copy, _Meta, _to_json
 
 __all__ = [
     "Usage",
+    "WeightVersionSpan",
     "ToolCall",
     "ChatMessage",
     "split_content",
@@ -115,13 +116,35 @@ class Usage:
 
 
 @dataclass(slots=True)
+class WeightVersionSpan:
+    """Output tokens ``[start, end)`` of a choice were sampled by the weights labelled
+    ``version`` (vLLM 0.33+, ``return_weight_versions``)."""
+
+    version: str
+    start: int
+    end: int
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def parse_list(cls, value: Any) -> list[WeightVersionSpan] | None:
+        """A choice's ``weight_versions``; None when absent or not a list."""
+        if value.__class__ is not list:
+            return None
+        return [cls(str(d.get("version", "")), _int(d.get("start")) or 0, _int(d.get("end")) or 0, d)
+                for d in value if d.__class__ is dict]
+
+
+@dataclass(slots=True)
 class ToolCall:
-    """One function call the model asked for. ``arguments`` is the JSON text as sent."""
+    """One function call the model asked for. ``arguments`` is the JSON text as sent.
+    ``incomplete``: its turn ended by length (``finish_reason == "length"``, a Responses item
+    ``status: "incomplete"``), so the arguments may be cut; ``run_tools()`` never runs it."""
 
     id: str | None
     name: str
     arguments: str
     type: str = "function"
+    incomplete: bool = False
 
     def arguments_json(self) -> dict[str, Any]:
         """The arguments parsed as a JSON object (``{}`` for empty arguments).
@@ -157,7 +180,7 @@ class ToolCall:
         return d
 
     @classmethod
-    def from_dict(cls, d: Any) -> ToolCall:
+    def from_dict(cls, d: Any, incomplete: bool = False) -> ToolCall:
         """Parse one ``tool_calls`` entry (arguments given as an object are re-encoded)."""
         d = _dict(d)
         fn = _dict(d.get("function"))
@@ -166,7 +189,7 @@ class ToolCall:
             args = ""
         elif not isinstance(args, str):
             args = orjson.dumps(args).decode()
-        return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function")
+        return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function", incomplete=incomplete)
 
 
 def add_usage(total: Usage | None, response: Any) -> Usage | None:
@@ -472,8 +495,8 @@ class UsageEvent(_Event):
 class PartialParsed(_Event):
     """The structured output read so far (a stream with ``response_format(T)``): ``value`` is the
     JSON parsed so far, open strings and containers closed, as plain dicts / lists / scalars, not
-    yet validated. Sent each time it grows; it is one object updated in place as the stream goes
-    on (``copy.deepcopy`` it to keep a snapshot)."""
+    yet validated. At most one per network read, when the value grew during it; each ``value`` is
+    a snapshot of that moment (later events never change it)."""
 
     type: ClassVar[Literal["partial"]] = "partial"
     value: Any

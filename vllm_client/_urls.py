@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
-__all__ = ["server_root", "redact_url"]
+__all__ = ["server_root", "redact_url", "SECRET_HEADERS"]
+
+# Headers that carry credentials (lower case): never shown to hooks, logs or spans, and
+# dropped when a redirect leaves the origin they were meant for.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"})
 
 
 def server_root(base_url: str) -> str:

@@ -15,6 +15,7 @@ from vllm_client import (
     APIStatusError,
     AsyncVllmClient,
     ChatCompletionResponse,
+    CompletionResponse,
     InternalServerError,
     ResponseDecodeError,
     StreamError,
@@ -115,7 +116,8 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 
 def run_stream(data: bytes, rng: random.Random, chat: bool = True) -> None:
-    acc = StreamAccumulator(chat=chat)
+    parse = ChatCompletionResponse.from_dict if chat else CompletionResponse.from_dict
+    acc = StreamAccumulator(chat=chat, parse=parse)
     pos = 0
     try:
         while pos < len(data):

@@ -19,6 +19,7 @@ from vllm_client import (
     AsyncVllmClient,
     ContentDelta,
     Done,
+    IncompleteToolCallError,
     InternalServerError,
     ReasoningDelta,
     StreamError,
@@ -124,6 +125,83 @@ def test_reasoning_with_tools(rclient: Any, msgs: Any, reasoning_server: Target)
         assert r.tool_calls[0].arguments_json() == {"city": "Paris"} and r.finish_reason == "tool_calls"
 
 
+def test_reasoning_round_trip_with_a_tool(rclient: Any, reasoning_server: Target) -> None:
+    """The model's reasoning goes back to vLLM as ``reasoning`` (the only key it reads) in the
+    turns a conversation and its tool loop send: vLLM's prompt (seen through
+    ``return_token_ids`` and ``/detokenize``) shows it."""
+    if not reasoning_server.scripted:
+        pytest.skip("needs the tiny model")
+    ran: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Weather in a city.
+
+        Args:
+            city: The city.
+        """
+        ran.append(city)
+        return "sunny"
+
+    chat = rclient.chat.conversation()
+    first = chat.send("Think first.", builder=chat.builder().chat_template_kwargs(THINK).max_tokens(8))
+    assert first.reasoning_content == THOUGHT and chat.messages[-1]["reasoning"] == THOUGHT
+    turn = chat.builder().chat_template_kwargs({"enable_thinking": False}).return_token_ids(True).max_tokens(40)
+    final = chat.send("Weather in Paris?", tools=[get_weather], builder=turn)
+    assert ran == ["Paris"] and final.finish_reason == "stop" and final.content
+    assert [m["role"] for m in chat.messages] == ["user", "assistant", "user", "assistant", "tool", "assistant"]
+    assert rclient.detokenize(final.prompt_token_ids).count(THOUGHT) == 1  # the thought, rendered back
+    # without it (reasoning_in_history=False) the model never sees its thought again
+    chat.undo()
+    final = chat.send("Weather in Paris?", tools=[get_weather], builder=turn.reasoning_in_history(False))
+    assert THOUGHT not in rclient.detokenize(final.prompt_token_ids)
+
+
+def test_a_tool_call_cut_by_max_tokens_is_never_run(rclient: Any, msgs: Any, reasoning_server: Target) -> None:
+    ran: list[str] = []
+
+    def get_weather(city: str) -> str:
+        """Weather in a city.
+
+        Args:
+            city: The city.
+        """
+        ran.append(city)
+        return "sunny"
+
+    b = rchat(rclient, msgs, 2).tools([get_weather]).chat_template_kwargs({"enable_thinking": False})
+    events: list[Any] = []
+    with pytest.raises(IncompleteToolCallError) as e:
+        for ev in b.run_tools_stream():  # vLLM streams the call, then finish_reason "length"
+            events.append(ev)
+    assert ran == [] and events[-1].finish_reason == "length"
+    assert not any(isinstance(ev, ToolCallComplete) for ev in events)
+    assert e.value.response.tool_calls and all(tc.incomplete for tc in e.value.response.tool_calls)
+    if reasoning_server.scripted:
+        # non-streamed, vLLM 0.32 says "tool_calls" for a call cut by max_tokens: the usage
+        # (the whole budget spent) tells it was cut
+        with pytest.raises(IncompleteToolCallError) as e:
+            b.run_tools()
+        assert ran == [] and e.value.response.usage.completion_tokens == 2
+
+
+async def test_async_tool_call_cut_by_max_tokens_is_never_run(reasoning_server: Target, msgs: Any) -> None:
+    def get_weather(city: str) -> str:
+        """Weather in a city.
+
+        Args:
+            city: The city.
+        """
+        raise AssertionError("a cut call was run")
+
+    async with AsyncVllmClient(reasoning_server.base_url, default_model=reasoning_server.model,
+                               max_retries=0, timeout=120) as c:
+        b = rchat(c, msgs, 2).tools([get_weather]).chat_template_kwargs({"enable_thinking": False})
+        with pytest.raises(IncompleteToolCallError) as e:
+            async for _ in b.run_tools_stream():
+                pass
+    assert e.value.response.finish_reason == "length"
+
+
 def test_mid_stream_engine_death_is_a_stream_error(doomed_server: Target) -> None:
     """Kill the server's own EngineCore during a stream: vLLM keeps the 200, sends a
     ``data: {"error": {...}}`` event, then ``[DONE]``, and the server shuts itself down."""
@@ -149,8 +227,9 @@ def test_mid_stream_engine_death_is_a_stream_error(doomed_server: Target) -> Non
         else:
             pytest.fail(f"no StreamError: {len(received)} events, killed {killed}, last {received[-1:]}")
         assert killed and not any(isinstance(e, Done) for e in received)
-        assert "EngineCore encountered an issue" in err.message
-        assert err.message == err.body["error"]["message"]  # the server's own words, verbatim
+        # the type and status, not vLLM's wording (0.32: "EngineCore encountered an issue...",
+        # 0.33: "The server had an error while processing your request.")
+        assert err.message and err.message == err.body["error"]["message"]  # the server's own words, verbatim
         assert err.type == "InternalServerError" and err.code == 500 and err.body["error"]["code"] == 500
         assert err.partial.finish_reason is None  # no finish_reason was ever sent; what arrived is kept
         # what arrived is kept: the text so far (None when not even the role chunk came first)

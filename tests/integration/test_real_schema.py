@@ -1,16 +1,15 @@
-"""The live servers' own ``GET /openapi.json``: every request field of the routes the SDK
-covers is a setter or listed in docs/vllm-fields.md, and every route is covered or listed.
-When vLLM adds a field or a route, this fails and names it."""
+"""The live servers' own ``GET /openapi.json``, through ``client.check_server()`` (the library's
+one schema check): every request field of the routes the SDK covers is a setter or listed in
+docs/vllm-fields.md, every route is covered or listed, and the SDK sends no field the server
+lacks. When vLLM adds a field or a route, this fails and names it."""
 
 from __future__ import annotations
 
-import json
-import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .._schema_coverage import uncovered_fields, uncovered_routes
+from vllm_client import VllmClient, _openapi
 
 if TYPE_CHECKING:
     from .conftest import Target
@@ -18,15 +17,13 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def openapi(target: Target) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{target.root_url}/openapi.json", timeout=60) as r:
-        data: dict[str, Any] = json.load(r)
-    return data
-
-
 @pytest.mark.parametrize("fixture", ["real_server", "embed_server", "classify_server"])
 def test_live_schema_is_covered(fixture: str, request: pytest.FixtureRequest) -> None:
     target: Target = request.getfixturevalue(fixture)
-    doc = openapi(target)
-    assert uncovered_fields(doc) == [], "request fields with neither a setter nor a line in docs/vllm-fields.md"
-    assert uncovered_routes(doc) == [], "routes neither covered nor listed in docs/vllm-fields.md"
+    with VllmClient(target.base_url, timeout=60) as client:
+        report = client.check_server()
+    doc = report.openapi
+    assert report.version
+    assert _openapi.untyped_fields(doc, listed=False) == [], "fields with neither a setter nor a line in the doc"
+    assert _openapi.uncovered_routes(doc, listed=False) == [], "routes neither covered nor listed in the doc"
+    assert _openapi.unread_response_fields(doc) == []

@@ -265,6 +265,24 @@ class _ToolLoops(_Builder):
 
     _toolset: Any = None  # the ToolSet given to tools()
     _tool_loop_class: ClassVar[type[ToolLoop]]  # ToolLoop (chat) or ResponsesToolLoop
+    _reasoning_in_history = True  # reasoning_in_history(): the model's reasoning goes back
+    _cut_retries = 0  # retry_cut_tool_calls(n)
+
+    def reasoning_in_history(self: B, value: bool = True) -> B:
+        """Whether the assistant turns that ``run_tools()`` (and a conversation) add to the
+        history carry the model's reasoning back (default True: under the key the server used,
+        ``reasoning`` for vLLM; Responses: the reasoning items). False for servers that refuse
+        the key. Not a body field."""
+        self._reasoning_in_history = v.boolean("reasoning_in_history", value)  # type: ignore[attr-defined]
+        return self
+
+    def retry_cut_tool_calls(self: B, times: int = 1) -> B:
+        """When a turn's tool call is cut by the token limit, ``run_tools()`` asks that turn again
+        with the output budget (``max_tokens``, ``max_completion_tokens`` or ``max_output_tokens``)
+        doubled, up to ``times`` times, instead of raising ``IncompleteToolCallError`` at once (a
+        request with no budget of its own still raises). Not a body field."""
+        self._cut_retries = v.integer("retry_cut_tool_calls", times, lo=0)  # type: ignore[attr-defined]
+        return self
 
     def _new_tool_loop(self, max_rounds: int) -> ToolLoop:
         return self._tool_loop_class(self, self._toolset, max_rounds)

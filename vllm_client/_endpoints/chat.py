@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
 from .._exceptions import InvalidRequestError
-from .._types import ChatMessage, ToolCall, _Completion, _dict, split_content
+from .._types import ChatMessage, ToolCall, WeightVersionSpan, _Completion, _dict, split_content
 from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy, endpoint
 from .common import _ChatTemplateFields
 from .sampling import _check_min_max, _SamplingMixin
 
-__all__ = ["Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilder", "AsyncChatCompletionBuilder",
+__all__ = ["BATCH_CHAT_FIELDS", "Choice", "ChatCompletionResponse", "ChatBody", "ChatCompletionBuilder", "AsyncChatCompletionBuilder",
            "Chat", "AsyncChat"]
 
 CB = TypeVar("CB", bound="ChatBody")
@@ -30,7 +30,20 @@ if TYPE_CHECKING:  # the output type of response_format(T) & co. (Any when none 
     P = _TypeVarWithDefault("P", default=Any)
 else:
     P = TypeVar("P")
+# Where servers put an assistant turn's reasoning, and read it back from: vLLM reads `reasoning`
+# only (0.32+), DeepSeek `reasoning_content`.
+_REASONING_KEYS = ("reasoning", "reasoning_content")
 _BATCH_PATH = "/chat/completions/batch"  # vLLM: many conversations in one request
+# The fields vLLM's /chat/completions/batch takes (0.32-0.34): conversations([...]) refuses the others
+BATCH_CHAT_FIELDS = frozenset("""
+    add_generation_prompt best_of cache_salt chat_template chat_template_kwargs continue_final_message
+    early_stopping echo frequency_penalty guided_decoding_backend include_reasoning
+    include_stop_str_in_output length_penalty logit_bias logprob_token_ids logprobs
+    max_completion_tokens max_tokens media_io_kwargs messages min_p mm_processor_kwargs model n
+    presence_penalty priority repetition_penalty request_id response_format return_token_ids
+    return_tokens_as_token_ids seed stop structured_outputs temperature tool_choice top_k top_logprobs
+    top_p use_beam_search user watermarking
+""".split())
 
 
 # ---------------------------------------------------------------------------
@@ -52,6 +65,7 @@ class Choice(Generic[P]):
     message: ChatMessage = field(default_factory=ChatMessage)  # the message as sent: a dict, fields also as attributes
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
     parsed: P | None = None  # the validated output instance (with an output type), else None
+    weight_versions: list[WeightVersionSpan] | None = None  # vLLM 0.33+, with return_weight_versions
 
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> Choice[Any]:
@@ -74,22 +88,32 @@ class Choice(Generic[P]):
         tool_calls = mget("tool_calls")
         finish_reason = get("finish_reason")
         refusal = mget("refusal")
+        cut = finish_reason == "length"  # the turn ended by length: its calls may be cut
         return cls(
             position if index.__class__ is not int else index,
             content,
             reasoning if reasoning.__class__ is str else None,
-            [ToolCall.from_dict(tc) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
+            [ToolCall.from_dict(tc, cut) for tc in tool_calls] if tool_calls and tool_calls.__class__ is list else [],
             finish_reason if finish_reason.__class__ is str else None,
             refusal if refusal.__class__ is str else None,
             get("logprobs"),
             get("stop_reason"),
             msg,
             get("token_ids"),
+            weight_versions=WeightVersionSpan.parse_list(get("weight_versions")),
         )
 
-    def history_message(self) -> dict[str, Any]:
-        """The assistant message as a dict, ready to append to a conversation."""
+    def history_message(self, reasoning: bool = True) -> dict[str, Any]:
+        """The assistant message as a dict, ready to append to a conversation: with the reasoning
+        the server sent, under the key it used (``reasoning`` for vLLM, ``reasoning_content``
+        for DeepSeek & co.; both when it sent both), unless ``reasoning=False`` (for servers
+        that refuse the key)."""
         out: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if reasoning and self.reasoning_content is not None:
+            msg = self.message
+            keys = [k for k in _REASONING_KEYS if msg.get(k).__class__ is str]
+            for k in keys:
+                out[k] = msg[k]
         if self.tool_calls:
             out["tool_calls"] = [tc.to_dict() for tc in self.tool_calls]
         elif out["content"] is None:
@@ -438,6 +462,10 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         if self._path == _BATCH_PATH:
             if body.get("stream") is True:
                 raise InvalidRequestError("conversations([...]) cannot be streamed: drop stream(True)")
+            refused = sorted(k for k in self._body if k not in BATCH_CHAT_FIELDS and k != "stream")
+            if refused:
+                raise InvalidRequestError(f"conversations([...]): vLLM's /chat/completions/batch does not take "
+                                          f"{', '.join(refused)}; drop them or send one request per conversation")
             if "messages" in self._extra:
                 for i, c in enumerate(msgs):
                     v.messages(f"conversations[{i}]", c)
@@ -578,9 +606,14 @@ class _ChatNamespace(Generic[BT, CT]):
 
     def conversation(self, model: str | None = None, system: str | None = None, *,
                      messages: list[dict[str, Any]] | None = None, tools: Iterable[Any] | None = None,
-                     keep_reasoning: bool = False, **defaults: Any) -> CT:
+                     keep_reasoning: bool = True, **defaults: Any) -> CT:
         """A multi-turn conversation; ``defaults`` are builder setters applied to every turn
-        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history."""
+        (e.g. ``temperature=0.3``); ``messages`` resumes a saved history.
+
+        Each assistant turn keeps the reasoning the server sent (under its key) and sends it
+        back: inside a turn's tool loop always, across user turns unless ``keep_reasoning=False``
+        (by default the server's chat template decides what it shows the model). For servers
+        that refuse the key: ``reasoning_in_history=False`` (never sent)."""
         return self._conversation(self._client, ConversationState(
             model=model, system=system, messages=messages, tools=tools,
             keep_reasoning=keep_reasoning, defaults=defaults))

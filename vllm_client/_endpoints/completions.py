@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError
-from .._types import _Completion, _dict, _int, _str
+from .._types import WeightVersionSpan, _Completion, _dict, _int, _str
 from .base import AsyncStreamSender, B, StreamSender, _copy
 from .sampling import _check_min_max, _SamplingMixin
 
@@ -27,6 +27,7 @@ class CompletionChoice:
     stop_reason: Any = None
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
     prompt_token_ids: list[int] | None = None  # vLLM, with return_token_ids (or echo)
+    weight_versions: list[WeightVersionSpan] | None = None  # vLLM 0.33+, with return_weight_versions
 
     @classmethod
     def from_dict(cls, d: Any, position: int = 0) -> CompletionChoice:
@@ -41,6 +42,7 @@ class CompletionChoice:
             stop_reason=d.get("stop_reason"),
             token_ids=d.get("token_ids"),
             prompt_token_ids=d.get("prompt_token_ids"),
+            weight_versions=WeightVersionSpan.parse_list(d.get("weight_versions")),
         )
 
 

@@ -8,7 +8,7 @@ import functools
 import struct
 import sys
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -90,42 +90,71 @@ def _vector(value: Any, dtype: str, big_endian: bool) -> Vector:
                               body=value)
 
 
+def _is_matrix(value: Any) -> bool:
+    """A token-embedding answer's ``embedding``: a list whose items are vectors (lists or base64)."""
+    return value.__class__ is list and bool(value) and (value[0].__class__ is list or value[0].__class__ is str)
+
+
 @dataclass(slots=True)
 class EmbeddingResponse(_Meta):
     """Embeddings in input order. JSON answers give lists of floats; base64 answers are
     decoded (``embed_dtype``, ``endianness`` as requested) into ``array('f')`` vectors:
     sequences of float32 that index, iterate and ``len()`` like lists, use 4 bytes a value
-    (``list(v)`` / ``v.tolist()`` makes a list). ``numpy()`` stacks them (needs numpy)."""
+    (``list(v)`` / ``v.tolist()`` makes a list). ``numpy()`` stacks them (needs numpy).
+
+    A token-embedding server (vLLM 0.33+, pooler task ``token_embed``) answers a matrix per
+    input, one vector per token (or per chunk with ``late_chunking_params``): ``multi_vector``
+    is True, ``multi_vectors[i]`` is input i's matrix (``tokens_i`` vectors of ``dim``),
+    ``late_chunking[i]`` what the server said of its chunks, and ``embeddings`` is empty."""
 
     raw: dict[str, Any] = field(repr=False)
     embeddings: list[Vector]
     model: str | None
     usage: Usage | None
     id: str | None = None
+    multi_vectors: list[list[Vector]] | None = None
+    late_chunking: list[Any] | None = None
+
+    @property
+    def multi_vector(self) -> bool:
+        """True when the server answered a matrix per input (token embeddings)."""
+        return self.multi_vectors is not None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], dtype: str = "float32", big_endian: bool = False) -> EmbeddingResponse:
-        """Parse an embeddings ``list`` object."""
+        """Parse an embeddings ``list`` object (a vector, or a matrix, per input)."""
         data = d.get("data")
         if not isinstance(data, list):
             raise ResponseDecodeError("embeddings: 'data' should be a list", body=d)
         items = [x for x in data if x.__class__ is dict]
         if any(x.get("index") != i for i, x in enumerate(items)):  # vLLM sends them in order
             items.sort(key=lambda x: _int(x.get("index")) or 0)
-        return cls(
-            raw=d,
-            embeddings=[_vector(x.get("embedding"), dtype, big_endian) for x in items],
-            model=_str(d.get("model")),
-            usage=Usage.from_dict(d.get("usage")),
-            id=_str(d.get("id")),
-        )
+        model, usage, rid = _str(d.get("model")), Usage.from_dict(d.get("usage")), _str(d.get("id"))
+        if items and _is_matrix(items[0].get("embedding")):
+            matrices = []
+            for i, x in enumerate(items):
+                rows = x.get("embedding")
+                if rows.__class__ is not list:
+                    raise ResponseDecodeError(f"embeddings: data[{i}] of a token-embedding answer is not a matrix",
+                                              body=d)
+                matrices.append([_vector(r, dtype, big_endian) for r in rows])
+            chunking = [x.get("late_chunking") for x in items]
+            return cls(raw=d, embeddings=[], model=model, usage=usage, id=rid, multi_vectors=matrices,
+                       late_chunking=chunking if any(c is not None for c in chunking) else None)
+        return cls(raw=d, embeddings=[_vector(x.get("embedding"), dtype, big_endian) for x in items],
+                   model=model, usage=usage, id=rid)
 
     def numpy(self) -> Any:
-        """The embeddings as one ``(n, dim)`` float32 ``numpy.ndarray`` (numpy must be installed)."""
+        """The embeddings as one ``(n, dim)`` float32 ``numpy.ndarray`` (numpy must be installed).
+
+        A multi-vector answer gives a list of ``(tokens_i, dim)`` arrays, one per input (inputs
+        differ in length: never one ragged array)."""
         try:
             import numpy as np  # type: ignore[import-not-found, unused-ignore]
         except ImportError:
             raise ImportError("EmbeddingResponse.numpy() needs numpy: pip install numpy") from None
+        if self.multi_vectors is not None:
+            return [np.array(m, dtype=np.float32) if m else np.zeros((0, 0), np.float32) for m in self.multi_vectors]
         return np.array(self.embeddings, dtype=np.float32)
 
 
@@ -178,6 +207,15 @@ class EmbeddingBody(_EncodedOutput, _PoolingInput):
     _path = "/embeddings"
     _what = "embeddings"
     _parse = _VectorParser(EmbeddingResponse.from_dict)
+
+    def late_chunking_params(self: B, params: Mapping[str, Any]) -> B:
+        """Late chunking on a token-embedding server (vLLM 0.33+): the whole document is
+        embedded, then pooled per chunk, e.g. ``{"chunk_size": 128}`` (tokens, > 0)."""
+        p = v.mapping("late_chunking_params", params)
+        if "chunk_size" not in p:
+            raise InvalidRequestError("late_chunking_params: give {'chunk_size': tokens}")
+        v.integer("late_chunking_params chunk_size", p["chunk_size"], lo=1)
+        return self._set("late_chunking_params", dict(p))
 
 
 class EmbeddingBuilder(EmbeddingBody, Sender[EmbeddingResponse]):

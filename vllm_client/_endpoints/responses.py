@@ -80,8 +80,10 @@ class ResponseFunctionCall:
     type: str = "function_call"
 
     def tool_call(self) -> ToolCall:
-        """As a ``ToolCall`` (its ``id`` is the ``call_id``), the type chat responses use."""
-        return ToolCall(id=self.call_id, name=self.name, arguments=self.arguments)
+        """As a ``ToolCall`` (its ``id`` is the ``call_id``), the type chat responses use;
+        ``incomplete`` when the item's status is "incomplete" (cut by ``max_output_tokens``)."""
+        return ToolCall(id=self.call_id, name=self.name, arguments=self.arguments,
+                        incomplete=self.status == "incomplete")
 
 
 @dataclass(slots=True)
@@ -237,13 +239,14 @@ class ResponsesResponse(_Meta):
 
     @property
     def finish_reason(self) -> str | None:
-        """The chat-style reason: "tool_calls", "length" (max_output_tokens), "stop", else the status."""
-        if self.tool_calls:
-            return "tool_calls"
+        """The chat-style reason: "length" (an incomplete response cut by max_output_tokens, tool
+        calls or not), "tool_calls", "stop", else the status."""
         status = self.status
         if status == "incomplete":
             reason = _str((self.incomplete_details or {}).get("reason"))
-            return "length" if reason == "max_output_tokens" else (reason or status)
+            return "length" if reason in (None, "max_output_tokens") else reason
+        if self.tool_calls:
+            return "tool_calls"
         return "stop" if status == "completed" else status
 
     def __eq__(self, other: Any) -> bool:
@@ -383,8 +386,9 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
                 if name in _ENDS:
                     self._end = response
                     self.done = True
-                    for i in sorted(self._tools):
-                        self._complete_tool(i, out)
+                    if name == "response.completed":  # (response.incomplete: an open call was cut)
+                        for i in sorted(self._tools):
+                            self._complete_tool(i, out)
                     return
                 self._base = response
         elif name == "response.failed":
@@ -414,7 +418,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
             return
         self._finished_tools.add(idx)
         call = _output_item(self._item(idx))
-        if isinstance(call, ResponseFunctionCall):
+        if isinstance(call, ResponseFunctionCall) and call.status != "incomplete":
             self._others += 1
             out.append(ToolCallComplete(0, call.tool_call()))
 
@@ -476,7 +480,12 @@ class ResponsesToolLoop(ToolLoop):
     def _reply(self, response: Any) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for item in response.output:
-            if isinstance(item, ResponseFunctionCall):
+            if isinstance(item, ResponseReasoning):
+                if self.reasoning:  # the model's reasoning goes back as the item it sent
+                    reasoning = {k: x for k, x in item.raw.items() if x is not None}
+                    reasoning.setdefault("summary", [])
+                    items.append(reasoning)
+            elif isinstance(item, ResponseFunctionCall):
                 items.append({"type": "function_call", "call_id": item.call_id, "name": item.name,
                               "arguments": item.arguments})
             elif isinstance(item, ResponseMessage) and item.text:
@@ -492,7 +501,7 @@ class ResponsesToolLoop(ToolLoop):
         b._body["input"] = list(self.messages)
         b._extra = {k: x for k, x in self.builder._extra.items() if k != "input"}
         b._headers = dict(self.builder._headers)
-        return b
+        return self._with_budget(b)
 
     def after(self, response: Any) -> list[PreparedCall] | None:
         """Take the model's reply; the calls to run next, or None when it is the final answer."""
@@ -661,6 +670,30 @@ class ResponsesBody(_Builder):
         """Salt for vLLM's prefix cache (requests share cache entries only with the same salt)."""
         return self._set("cache_salt", v.string("cache_salt", value))
 
+    def prompt_cache_options(self: RB, options: Mapping[str, Any]) -> RB:
+        """Prompt-cache options, e.g. ``{"mode": "explicit", "prewarm": True}`` (vLLM 0.33+;
+        ``mode`` "implicit" or "explicit", ``ttl``, ``prewarm``, ``comparison_response_id``)."""
+        opts = v.mapping("prompt_cache_options", options)
+        if "mode" in opts and opts["mode"] not in ("implicit", "explicit"):
+            raise InvalidRequestError(f"prompt_cache_options mode {opts['mode']!r}: expected 'implicit' or 'explicit'")
+        v.check_finite(opts, "prompt_cache_options")
+        return self._set("prompt_cache_options", dict(opts))
+
+    def prompt_cache_retention(self: RB, value: str) -> RB:
+        """How long the prompt cache is kept, e.g. "in-memory" or "24h" (OpenAI's field; vLLM 0.33+)."""
+        return self._set("prompt_cache_retention", v.string("prompt_cache_retention", value))
+
+    def safety_identifier(self: RB, value: str) -> RB:
+        """A stable id of your end user for abuse detection (at most 128 characters; vLLM 0.33+)."""
+        text = v.string("safety_identifier", value)
+        if len(text) > 128:
+            raise InvalidRequestError(f"safety_identifier: {len(text)} characters, at most 128")
+        return self._set("safety_identifier", text)
+
+    def spaces_between_special_tokens(self: RB, value: bool) -> RB:
+        """Put spaces between special tokens in the output (vLLM 0.33+)."""
+        return self._set("spaces_between_special_tokens", v.boolean("spaces_between_special_tokens", value))
+
     def chat_template_kwargs(self: RB, kwargs: Mapping[str, Any]) -> RB:
         """Extra variables for the chat template, e.g. ``{"enable_thinking": False}`` (vLLM)."""
         return self._set("chat_template_kwargs", _copy(v.mapping("chat_template_kwargs", kwargs)))
@@ -681,6 +714,7 @@ class ResponsesBody(_Builder):
     ignore_eos = _SamplingMixin.ignore_eos
     stop_token_ids = _SamplingMixin.stop_token_ids
     skip_special_tokens = _SamplingMixin.skip_special_tokens
+    thinking_token_budget = _SamplingMixin.thinking_token_budget  # vLLM 0.34+ on this route
     include_stop_str_in_output = _SamplingMixin.include_stop_str_in_output
     priority = _SamplingMixin.priority
     request_id = _SamplingMixin.request_id

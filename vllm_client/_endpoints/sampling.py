@@ -180,8 +180,14 @@ class _SamplingMixin(_CommonFields):
         return self._set("stop_token_ids", v.int_list("stop_token_ids", ids))
 
     def skip_special_tokens(self: B, value: bool) -> B:
-        """Drop special tokens from the output text (vLLM; default True)."""
+        """Drop special tokens from the output text (vLLM; when not set, the server's default
+        comes from the model's generation config, else True)."""
         return self._set("skip_special_tokens", v.boolean("skip_special_tokens", value))
+
+    def return_weight_versions(self: B, value: bool = True) -> B:
+        """Report which weight version sampled which output tokens: ``choice.weight_versions``
+        (vLLM 0.33+, for RL training loops that update weights during generation)."""
+        return self._set("return_weight_versions", v.boolean("return_weight_versions", value))
 
     def spaces_between_special_tokens(self: B, value: bool) -> B:
         """Put spaces between special tokens in the output (vLLM)."""

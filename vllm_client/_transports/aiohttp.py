@@ -14,7 +14,15 @@ from time import perf_counter
 from types import TracebackType
 from typing import Any
 
-from .._exceptions import APIConnectionError, APITimeoutError, VllmError
+from .._connection import (
+    MAX_HEADER_LINE,
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    ConnectionOptions,
+    ConnectionPlan,
+    redirect_target,
+)
+from .._exceptions import APIConnectionError, APITimeoutError, InvalidRequestError, VllmError
 from .._urls import redact_url
 from .base import MapErrors, PreparedRequest, Response
 
@@ -159,17 +167,44 @@ def _connector_class(aiohttp: Any) -> Any:
     return _Connector
 
 
+def _ssl_setting(plan: ConnectionPlan) -> Any:
+    """aiohttp's ``ssl=``: True (its default context), False (no verification), or an
+    ``ssl.SSLContext`` with the plan's CA bundle and client certificate."""
+    if plan.cert_file is None and plan.ca_file is None and plan.ca_dir is None:
+        return plan.verify
+    import ssl
+
+    try:
+        ctx = ssl.create_default_context(cafile=plan.ca_file, capath=plan.ca_dir)
+    except (ssl.SSLError, OSError) as e:
+        raise InvalidRequestError(f"{plan.ca_source or 'verify'}: could not load the CA bundle: {e}") from None
+    if not plan.verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if plan.cert_file is not None:
+        try:
+            ctx.load_cert_chain(plan.cert_file, plan.key_file)
+        except (ssl.SSLError, OSError) as e:
+            raise InvalidRequestError(f"cert: could not load the client certificate and key: {e}") from None
+    return ctx
+
+
 class AiohttpTransport:
     """The async transport: one ``aiohttp.ClientSession``, created in the loop that first uses it.
 
-    ``AiohttpTransport(limit=256)``: at most ``limit`` connections at once (0: no limit); a
-    request beyond them waits for a free one (``timing.queued``; the wait counts in its read
-    timeout).
+    ``AiohttpTransport(limit=256, verify=True, cert=None, proxy=None, trust_env=True)``: at most
+    ``limit`` connections at once (0: no limit); a request beyond them waits for a free one
+    (``timing.queued``; the wait counts in its read timeout). The connection options mean what
+    they mean on the clients (``ConnectionOptions``).
     """
 
-    def __init__(self, *, limit: int = 256) -> None:
+    def __init__(self, *, limit: int = 256, verify: Any = True, cert: Any = None, proxy: str | None = None,
+                 trust_env: bool = True) -> None:
         import aiohttp
 
+        self._plan = plan = ConnectionOptions(verify, cert, proxy, trust_env).plan()
+        self._proxied = bool(plan.proxies)
+        self._ssl = _ssl_setting(plan)
         self._aiohttp = aiohttp
         self._errors = ((asyncio.TimeoutError,), (aiohttp.ClientError, OSError))  # for MapErrors
         # closed by the server before an answer (not a failure to connect)
@@ -187,14 +222,14 @@ class AiohttpTransport:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed:
             aiohttp = self._aiohttp
-            from urllib.request import getproxies
-
             self._session = aiohttp.ClientSession(
-                connector=self._connector(limit=self._limit, limit_per_host=0),
-                # Honour HTTP(S)_PROXY / NO_PROXY like requests does, but only when set:
-                # trust_env costs a proxy and .netrc look-up on every request.
-                trust_env=bool(getproxies()),
+                connector=self._connector(limit=self._limit, limit_per_host=0, ssl=self._ssl),
+                # The environment (proxies, CAs) is read once, by the plan: the same rules as
+                # the sync transport (and no .netrc look-up on every request).
+                trust_env=False,
                 auto_decompress=True,
+                max_line_size=MAX_HEADER_LINE,
+                max_field_size=MAX_HEADER_LINE,
             )
             waited = self._session.connector.waited
             self._waited, self._no_wait = (waited, 0.0) if waited is not None else ({}, None)
@@ -226,7 +261,10 @@ class AiohttpTransport:
             with MapErrors(url, "connect", *self._errors), wait:
                 resp = await session.request(
                     request.method, url, data=request.body, headers=request.headers, timeout=timeout,
+                    allow_redirects=False, proxy=self._plan.proxy_for(url) if self._proxied else None,
                 )
+                if resp.status in REDIRECT_STATUSES:
+                    resp, url = await self._follow(session, resp, request, timeout)
         except APIConnectionError as e:
             cause = e.__context__  # (MapErrors raises from None: the cause stays the context)
             if (_REUSED.get() and isinstance(cause, self._unanswered)
@@ -263,6 +301,24 @@ class AiohttpTransport:
             resp.release()
         return Response(resp.status, headers, pieces[0] if len(pieces) == 1 else b"".join(pieces), url=url,
                         received_at=received, queued=queued)
+
+    async def _follow(self, session: Any, resp: Any, request: PreparedRequest, timeout: Any) -> tuple[Any, str]:
+        """Follow redirects (``redirect_target`` decides each step); the last answer and its URL."""
+        method, url, headers, body = request.method, request.url, request.headers, request.body
+        for _ in range(MAX_REDIRECTS):
+            step = redirect_target(method, url, headers, body, resp.status, resp.headers.get("Location"))
+            if step is None:
+                return resp, url
+            resp.release()
+            method, url, headers, body = step
+            resp = await session.request(method, url, data=body, headers=headers, timeout=timeout,
+                                         allow_redirects=False,
+                                         proxy=self._plan.proxy_for(url) if self._proxied else None)
+            if resp.status not in REDIRECT_STATUSES:
+                return resp, url
+        resp.release()
+        raise APIConnectionError(f"more than {MAX_REDIRECTS} redirects from {redact_url(request.url)}",
+                                 url=request.url)
 
     async def _iter(self, resp: Any, url: str, wait: _ReadWait) -> AsyncIterator[bytes]:
         # Whatever has arrived, but at most 64 KiB at a time: when the client falls behind,

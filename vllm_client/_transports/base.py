@@ -16,7 +16,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from .._config import Timeout
-from .._exceptions import APIConnectionError, APITimeoutError
+from .._connection import MAX_HEADER_LINE, failure_reason, headers_too_large
+from .._exceptions import APIConnectionError, APITimeoutError, ResponseDecodeError
 from .._urls import redact_url
 
 __all__ = ["PreparedRequest", "Response", "SyncTransport", "AsyncTransport", "MapErrors"]
@@ -160,6 +161,10 @@ class MapErrors:
             what = "timed out talking to" if self.phase == "connect" else "read timed out from"
             raise APITimeoutError(f"{what} {redact_url(url)}: {_why(e) or 'timeout'}", url=url) from None
         if issubclass(et, self.failures):
+            if headers_too_large(e):  # bad server output, not a connection failure: not retried
+                raise ResponseDecodeError(
+                    f"the response headers from {redact_url(url)} are too large (a header line over "
+                    f"{MAX_HEADER_LINE // 1024} KiB, or too many header lines)", url=url) from None
             where = f"could not reach {redact_url(url)}" if self.phase == "connect" else \
                 f"connection to {redact_url(url)} broke"
             raise APIConnectionError(f"{where}: {_why(e)}", url=url) from None
@@ -167,6 +172,9 @@ class MapErrors:
 
 def _why(e: BaseException) -> str:
     """A short reason from a transport exception, without URLs or credentials."""
+    tls = failure_reason(e)
+    if tls is not None:
+        return tls
     text = str(e)
     # urllib3 messages embed "(Caused by NewConnectionError(...: Failed to establish ...: [Errno 111] ...))"
     if "Errno" in text:

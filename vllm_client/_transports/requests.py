@@ -9,7 +9,8 @@ from collections.abc import Iterable, Iterator
 from time import perf_counter
 from typing import Any
 
-from .._exceptions import APIConnectionError, APITimeoutError
+from .._connection import MAX_REDIRECTS, REDIRECT_STATUSES, ConnectionOptions, redirect_target
+from .._exceptions import APIConnectionError, APITimeoutError, InvalidRequestError
 from .._urls import redact_url
 from .base import MapErrors, PreparedRequest, Response
 
@@ -82,30 +83,54 @@ def _closed_unanswered(e: BaseException | None) -> bool:
 class RequestsTransport:
     """The sync transport: one ``requests.Session`` (a keep-alive connection pool).
 
-    ``RequestsTransport(pool_maxsize=64, pool_block=False, session=None)``: ``pool_maxsize``
-    connections are kept per host; with ``pool_block=True`` no more are opened, and a thread
-    beyond them waits for a free one (``timing.queued``; the wait counts in its read timeout);
-    without, it opens another (``timing.queued`` is 0.0). Pass your own session for proxies,
-    TLS client certificates or custom adapters (``timing.queued`` is then None).
+    ``RequestsTransport(pool_maxsize=64, pool_block=False, session=None, verify=True, cert=None,
+    proxy=None, trust_env=True)``: ``pool_maxsize`` connections are kept per host; with
+    ``pool_block=True`` no more are opened, and a thread beyond them waits for a free one
+    (``timing.queued``; the wait counts in its read timeout); without, it opens another
+    (``timing.queued`` is 0.0). The connection options mean what they mean on the clients
+    (``ConnectionOptions``). Pass your own session for custom adapters (``timing.queued`` is
+    then None; its own verify/cert/proxies/trust_env apply, and the connection options must be left alone).
     """
 
-    def __init__(self, *, pool_maxsize: int = 64, pool_block: bool = False, session: Any = None) -> None:
+    def __init__(self, *, pool_maxsize: int = 64, pool_block: bool = False, session: Any = None,
+                 verify: Any = True, cert: Any = None, proxy: str | None = None, trust_env: bool = True) -> None:
         import requests
         import urllib3.exceptions as ue
         from requests.adapters import HTTPAdapter
 
+        options = ConnectionOptions(verify, cert, proxy, trust_env)
+        if session is not None and not options.is_default:
+            raise InvalidRequestError("RequestsTransport(session=...): set verify/cert/proxies on your session, "
+                                      "not as verify=/cert=/proxy=/trust_env=")
+        self._plan = plan = options.plan() if session is None else None
+        # Per request: the proxy for the URL (our session), or the user's session.verify given
+        # explicitly (else requests lets REQUESTS_CA_BUNDLE override it).
+        self._proxied = plan is not None and bool(plan.proxies)
+        self._extra: dict[str, Any] = {}
         # timing.queued: measured (a blocking pool), 0.0 (a pool that never waits), None (not our pool)
         self._block = pool_block and session is None
         self._queued: float | None = None if session is not None else 0.0
         if session is None:
             session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0,
-                                  pool_block=pool_block)
+            pools = _pool_classes(pool_block)
+
+            class _Adapter(HTTPAdapter):
+                def proxy_manager_for(self, proxy: Any, **kw: Any) -> Any:
+                    manager = super().proxy_manager_for(proxy, **kw)
+                    manager.pool_classes_by_scheme = pools  # (a proxy's pools note reuse too)
+                    return manager
+
+            adapter = _Adapter(pool_connections=8, pool_maxsize=pool_maxsize, max_retries=0, pool_block=pool_block)
             # (its own dict: not the module's)
-            adapter.poolmanager.pool_classes_by_scheme = _pool_classes(pool_block)
+            adapter.poolmanager.pool_classes_by_scheme = pools
             session.mount("http://", adapter)
             session.mount("https://", adapter)
-            session.trust_env = True
+            # The environment is read once, by the plan (the same rules as the async transport)
+            session.trust_env = False
+            session.verify = plan.requests_verify  # type: ignore[union-attr]
+            session.cert = plan.requests_cert  # type: ignore[union-attr]
+        else:
+            self._extra = {"verify": session.verify}
         self.session = session
         rq = requests.exceptions
         # The library's exceptions, as MapErrors maps them: while connecting (a blocking pool
@@ -129,19 +154,14 @@ class RequestsTransport:
             _local.wait = read
         try:
             with MapErrors(request.url, "connect", *self._connect_errors):
-                r = self.session.request(
-                    request.method,
-                    request.url,
-                    data=request.body,
-                    headers=request.headers,
-                    timeout=(connect, read),
-                    stream=True,
-                )
+                r = self._request(request.method, request.url, request.body, request.headers, (connect, read))
         except APIConnectionError as e:
             # (MapErrors raises from None: the library's exception stays the context)
             if _local.reused and not isinstance(e, APITimeoutError) and _closed_unanswered(e.__context__):
                 e.stale_connection = True  # a pooled connection the server had closed: resent once
             raise
+        if r.status_code in REDIRECT_STATUSES:
+            r = self._follow(r, request, (connect, read))
         received = perf_counter()
         queued = _local.queued if block else self._queued
         headers = r.headers
@@ -155,6 +175,32 @@ class RequestsTransport:
         finally:
             r.close()
         return Response(r.status_code, headers, body, url=request.url, received_at=received, queued=queued)
+
+    def _request(self, method: str, url: str, body: bytes | None, headers: dict[str, str], timeout: Any) -> Any:
+        extra = self._extra
+        if self._proxied:
+            proxy = self._plan.proxy_for(url)  # type: ignore[union-attr]
+            if proxy is not None:
+                extra = {"proxies": {"http": proxy, "https": proxy}}
+        return self.session.request(method, url, data=body, headers=headers, timeout=timeout, stream=True,
+                                    allow_redirects=False, **extra)
+
+    def _follow(self, r: Any, request: PreparedRequest, timeout: Any) -> Any:
+        """Follow redirects (``redirect_target`` decides each step); the last answer."""
+        method, url, headers, body = request.method, request.url, request.headers, request.body
+        for _ in range(MAX_REDIRECTS):
+            step = redirect_target(method, url, headers, body, r.status_code, r.headers.get("Location"))
+            if step is None:
+                return r
+            r.close()
+            method, url, headers, body = step
+            with MapErrors(url, "connect", *self._connect_errors):
+                r = self._request(method, url, body, headers, timeout)
+            if r.status_code not in REDIRECT_STATUSES:
+                return r
+        r.close()
+        raise APIConnectionError(f"more than {MAX_REDIRECTS} redirects from {redact_url(request.url)}",
+                                 url=request.url)
 
     def _iter(self, r: Any, url: str, deadline: float | None) -> Iterator[bytes]:
         raw = r.raw

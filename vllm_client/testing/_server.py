@@ -266,7 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FakeVllmServer(SurfaceRoutes):
-    """A fake vLLM server for tests: real sockets, vLLM 0.32's wire format, scripted replies and faults.
+    """A fake vLLM server for tests: real sockets, vLLM 0.33's wire format, scripted replies and faults.
 
     ::
 
@@ -281,7 +281,10 @@ class FakeVllmServer(SurfaceRoutes):
     The pooling endpoints answer too: ``/v1/rerank`` (and ``/rerank``, ``/v2/rerank``),
     ``/v1/score``, ``/pooling``, ``/v2/embed``, scored with deterministic unit embeddings of
     ``embedding_dim`` dimensions; ``/classify`` only when ``labels`` are given (else 404, as
-    on an embedding model).
+    on an embedding model). ``/v1/decisions`` answers predicate / choice / score questions with
+    deterministic probabilities (``fail(501, path="/v1/decisions")`` plays a model without a
+    decisions strategy); ``token_embed=True`` makes ``/v1/embeddings`` a token-embedding pooler's
+    (a matrix per input; ``late_chunking_params`` pools chunks).
 
     **The queue.** ``reply``, ``fail``, ``raw``, ``sse``, ``disconnect_before_response`` and
     ``disconnect_mid_body`` each answer one request; ``delay``, ``stall``, ``trickle`` and
@@ -300,7 +303,11 @@ class FakeVllmServer(SurfaceRoutes):
     (bad JSON, no ``messages``, ``n: 0``, ``max_tokens`` > ``max_model_len`` ...) leaves a
     queued ``reply`` in place. Thread-safe.
 
-    **Wire format** (vLLM 0.32): compact JSON with vLLM's extra null keys, SSE events
+    **Wire format** (vLLM 0.33; 0.32's but for what 0.33 changed: ``kv_transfer_params`` on every
+    streamed chunk, null but on the last, which echoes the request's; ``weight_versions`` with
+    ``return_weight_versions``; a Responses answer cut by ``max_output_tokens`` ends with
+    ``response.incomplete`` and its last item ``incomplete``; 500s say "The server had an error
+    while processing your request."): compact JSON with vLLM's extra null keys, SSE events
     ``data: {...}\\n\\n`` each in its own HTTP chunk, a role chunk with ``content: ""``
     first, ``delta.reasoning``, tool calls as one delta with two same-index entries,
     the ``choices: []`` usage chunk for ``stream_options.include_usage``, ``data: [DONE]``;
@@ -315,8 +322,9 @@ class FakeVllmServer(SurfaceRoutes):
     def __init__(self, model: str = "fake-model", *, host: str = "127.0.0.1", port: int = 0,
                  max_model_len: int = 4096, root: str | None = None, embedding_dim: int = 128,
                  labels: Iterable[str] | None = None,
-                 request_id_headers: bool = False) -> None:
+                 request_id_headers: bool = False, token_embed: bool = False) -> None:
         self.model = model
+        self.token_embed = token_embed  # a token_embed pooler (vLLM 0.33): /v1/embeddings answers matrices
         self.request_id_headers = request_id_headers
         self.max_model_len = max_model_len
         self.root = root if root is not None else model
@@ -715,7 +723,9 @@ class FakeVllmServer(SurfaceRoutes):
         rid = headers.get("x-request-id") or (body_rid if isinstance(body_rid, str) and body_rid else None)
         gen = w.Gen(id=w.new_id("chatcmpl" if chat else "cmpl", rid), model=model,
                     n=body.get("n") or 1, reply=scripted, prompt_tokens=prompt_tokens,
-                    prompt_token_ids=per_prompt_ids[0] if want_ids and chat else None, token_ids=out_ids)
+                    prompt_token_ids=per_prompt_ids[0] if want_ids and chat else None, token_ids=out_ids,
+                    kv_transfer_params=body.get("kv_transfer_params"),
+                    weight_versions=body.get("return_weight_versions") is True)
         options: dict[str, Any] = body["stream_options"] if isinstance(body.get("stream_options"), dict) else {}
         if body.get("stream"):
             include_usage = bool(options.get("include_usage"))

@@ -1,10 +1,13 @@
 """FakeVllmServer's routes beyond chat / completions / embeddings, in vLLM 0.32's shapes (as
-recorded in tests/wire/vllm032-surface): the Responses API (JSON and named SSE events, a
-response store for retrieve / cancel), batched chat, ``/metrics``, runtime LoRA adapters, and
-audio transcription / translation (multipart forms)."""
+recorded in tests/wire/vllm032-surface) and 0.33's: the Responses API (JSON and named SSE
+events, ``response.incomplete`` when cut, a response store for retrieve / cancel), batched chat,
+``/metrics``, runtime LoRA adapters, audio transcription / translation (multipart forms),
+``/v1/decisions`` and a token-embedding server's ``/v1/embeddings`` (0.33)."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 import re
 import secrets
 import threading
@@ -24,6 +27,8 @@ RESPONSES = "/v1/responses"
 CHAT_BATCH = "/v1/chat/completions/batch"
 _AUDIO = ("/v1/audio/transcriptions", "/v1/audio/translations")
 _LORA = ("/v1/load_lora_adapter", "/v1/unload_lora_adapter")
+DECISIONS = "/v1/decisions"
+_EMBEDDINGS = "/v1/embeddings"
 _RESPONSE_ID = re.compile(r"^/v1/responses/([^/]+)(/cancel)?$")
 _SSE = "text/event-stream; charset=utf-8"
 
@@ -96,6 +101,8 @@ class SurfaceRoutes:
     _lock: threading.Lock
     _in_flight: int
     _tokenizer: w.Tokenizer
+    token_embed: bool
+    embedding_dim: int
 
     def _surface_init(self) -> None:
         self.lora_adapters: dict[str, str] = {}  # name -> path, as loaded with /v1/load_lora_adapter
@@ -114,7 +121,8 @@ class SurfaceRoutes:
         m = _RESPONSE_ID.match(path)
         if m is not None and method == ("POST" if m.group(2) else "GET"):
             return self._stored(m.group(1), bool(m.group(2))), False
-        if method != "POST" or path not in (RESPONSES, CHAT_BATCH, *_AUDIO, *_LORA):
+        if method != "POST" or path not in (RESPONSES, CHAT_BATCH, DECISIONS, *_AUDIO, *_LORA) and not (
+                path == _EMBEDDINGS and self.token_embed):
             return None
         if path in _AUDIO:
             return self._audio(path, headers, raw), False
@@ -122,6 +130,10 @@ class SurfaceRoutes:
             return _answer(400, w.error_body(400, "1 validation error: expected a JSON object", "Bad Request")), False
         if path in _LORA:
             return self._lora(path, body), False
+        if path == DECISIONS:
+            return self._decisions(body), False
+        if path == _EMBEDDINGS:
+            return self._token_embeddings(body), False
         if path == CHAT_BATCH:
             return self._chat_batch(body, headers, reply)
         with self._lock:
@@ -252,6 +264,8 @@ class SurfaceRoutes:
                            "type": "function_call", "id": f"fc_{secrets.token_hex(8)}", "async": None,
                            "caller": None, "namespace": None, "status": "completed"})
         incomplete = scripted.finish_reason == "length"
+        if incomplete and output:  # vLLM 0.33: the item the limit cut is incomplete
+            output[-1]["status"] = "incomplete"
         response = {
             "id": rid, "created_at": int(time.time()),
             "incomplete_details": {"reason": "max_output_tokens"} if incomplete else None,
@@ -272,6 +286,89 @@ class SurfaceRoutes:
         if not body.get("stream"):
             return _answer(200, orjson.dumps(response)), used
         return _answer(200, content_type=_SSE, events=_response_events(response, scripted)), used
+
+    # -- vLLM 0.33: decisions and token embeddings ------------------------------------------
+
+    def _decisions(self, body: dict[str, Any]) -> _Answer:
+        """Deterministic probabilities from a hash of (input, question): the shapes of vLLM 0.33."""
+        for key in ("model", "input", "questions"):
+            if key not in body:
+                return _answer(400, w.validation_error("missing", f"body.{key}", "Field required",
+                                                       f"'<dict of {len(body)} items>'"))
+        given, questions = body["input"], body["questions"]
+        if not isinstance(questions, list) or not 1 <= len(questions) <= 200:
+            return _answer(400, w.bad_param("questions: give 1 to 200 questions", "questions", with_value=False))
+        text = given if isinstance(given, str) else orjson.dumps(given).decode()
+        answers = []
+        for q in questions:
+            kind = q.get("type") if isinstance(q, dict) else None
+            if kind not in ("predicate", "choice", "score") or not isinstance(q.get("instructions"), str):
+                return _answer(400, w.validation_error("union_tag_invalid", "body.questions", "Input tag does not "
+                                                       "match any of the expected tags", repr(kind)))
+            got = q.get("choices") if kind == "choice" else q.get("levels") if kind == "score" else []
+            options: list[Any] = got if isinstance(got, list) else []
+            if kind != "predicate" and len(options) < 2:
+                return _answer(400, w.bad_param(f"a {kind} question needs at least 2 options", "questions",
+                                                with_value=False))
+            weights = [_unit(text, q["instructions"], i) for i in range(len(options) if options else 1)]
+            name = q.get("name")
+            if kind == "predicate":
+                answers.append({"type": "predicate", "name": name, "probability": round(weights[0], 6)})
+                continue
+            probs = _softmax(weights)
+            best = max(range(len(probs)), key=probs.__getitem__)
+            if kind == "choice":
+                answers.append({"type": "choice", "name": name, "choice": options[best]["value"],
+                                "probabilities": [{"value": o["value"], "probability": p}
+                                                  for o, p in zip(options, probs, strict=True)],
+                                "confidence": probs[best]})
+            else:
+                answers.append({"type": "score", "name": name,
+                                "score": round(sum(i * p for i, p in enumerate(probs)), 6),
+                                "probabilities": [{"value": i, "label": o["label"], "probability": p}
+                                                  for i, (o, p) in enumerate(zip(options, probs, strict=True))],
+                                "confidence": probs[best]})
+        tokens = len(self._tokenizer.encode(text))
+        usage = {"input_tokens": tokens, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 0,
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": tokens}
+        model = body["model"] if isinstance(body["model"], str) else self.model
+        return _answer(200, orjson.dumps({"model": model, "answers": answers, "usage": usage}))
+
+    def _token_embeddings(self, body: dict[str, Any]) -> _Answer:
+        """A ``token_embed`` pooling server (vLLM 0.33): a matrix per input, one unit vector per
+        token, or per chunk of ``late_chunking_params.chunk_size`` tokens (their mean), with
+        ``late_chunking`` saying the chunks' token spans."""
+        given = body.get("input")
+        texts = [given] if isinstance(given, str) else given if isinstance(given, list) and given and all(
+            isinstance(x, str) for x in given) else None
+        if texts is None:
+            return _answer(400, w.validation_error("missing", "body.input", "Field required",
+                                                   f"'<dict of {len(body)} items>'"))
+        if (body.get("encoding_format") or "float") != "float":
+            return _answer(400, w.validation_error("literal_error", "body.encoding_format", "Input should be 'float'",
+                                                   repr(body.get("encoding_format"))))
+        late = body.get("late_chunking_params")
+        size = late.get("chunk_size") if isinstance(late, dict) else None
+        if late is not None and not (isinstance(size, int) and not isinstance(size, bool) and size > 0):
+            return _answer(400, w.validation_error("greater_than", "body.late_chunking_params.chunk_size",
+                                                   "Input should be greater than 0", repr(size)))
+        data, total = [], 0
+        for i, text in enumerate(texts):
+            pieces = w.pieces(text) or [""]
+            total += len(pieces)
+            rows = [w.embedding([text, k, p], self.embedding_dim) for k, p in enumerate(pieces)]
+            item: dict[str, Any] = {"index": i, "object": "embedding", "embedding": rows}
+            if size:
+                spans = [[a, min(a + size, len(rows))] for a in range(0, len(rows), size)]
+                item["embedding"] = [w.embedding_normalise([sum(c) / (b - a) for c in zip(*rows[a:b], strict=True)])
+                                     for a, b in spans]
+                item["late_chunking"] = {"chunk_size": size, "spans": spans}
+            data.append(item)
+        return _answer(200, orjson.dumps({
+            "id": f"embd-{secrets.token_hex(8)}", "object": "list", "created": int(time.time()),
+            "model": body["model"] if isinstance(body.get("model"), str) else self.model, "data": data,
+            "usage": {"prompt_tokens": total, "total_tokens": total, "completion_tokens": 0,
+                      "prompt_tokens_details": None}}))
 
     # -- audio -----------------------------------------------------------------------------
 
@@ -313,6 +410,18 @@ class SurfaceRoutes:
                               "tokens": self._tokenizer.encode(text)}],
                 "usage": usage, "words": None}))
         return _answer(200, orjson.dumps({"text": text, "usage": usage}))
+
+
+def _unit(text: str, instructions: str, k: int) -> float:
+    """A deterministic number in (0, 1) for (text, question, option)."""
+    digest = hashlib.blake2b(f"{k}\0{instructions}\0{text}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "little") % 999_983 + 1) / 999_985
+
+
+def _softmax(weights: list[float]) -> list[float]:
+    exps = [math.exp(4 * x) for x in weights]
+    total = sum(exps)
+    return [round(e / total, 6) for e in exps]
 
 
 def _response_events(response: dict[str, Any], scripted: w.Reply) -> list[bytes]:
@@ -357,5 +466,5 @@ def _response_events(response: dict[str, Any], scripted: w.Reply) -> list[bytes]
             ev("response.function_call_arguments.done", arguments=item["arguments"], item_id=item["id"],
                output_index=idx, name=item["name"])
         ev("response.output_item.done", item=item, output_index=idx)
-    ev("response.completed", response=response)
+    ev("response.incomplete" if response["status"] == "incomplete" else "response.completed", response=response)
     return events

@@ -19,8 +19,9 @@ from typing import Any
 
 import orjson
 
-FAKE_VLLM_VERSION = "0.32.0+fake"
-SYSTEM_FINGERPRINT = "vllm-0.32.0-fake"
+FAKE_VLLM_VERSION = "0.33.0+fake"
+SYSTEM_FINGERPRINT = "vllm-0.33.0-fake"
+WEIGHT_VERSION = "fake-weights-1"  # what weight_versions names
 
 # Token-like pieces: a run of up to 8 non-space characters with the whitespace before it
 # (how a BPE tokenizer streams words: "one", " two", " three"); trailing whitespace alone.
@@ -144,7 +145,7 @@ _ERROR_MESSAGES = {
     400: "Bad request (scripted by FakeVllmServer).",
     404: "The model `fake` does not exist.",
     429: "Too many requests (scripted by FakeVllmServer).",
-    500: "EngineCore encountered an issue. See stack trace (above) for the root cause.",
+    500: "The server had an error while processing your request.",  # vLLM 0.33 (0.32: "EngineCore encountered...")
     503: "The server is overloaded or not ready yet (scripted by FakeVllmServer).",
 }
 
@@ -320,6 +321,12 @@ class Gen:
     prompt_token_ids: list[int] | None  # set when the request asked return_token_ids
     token_ids: list[int] | None
     created: int = field(default_factory=lambda: int(time.time()))
+    kv_transfer_params: Any = None  # the final answer's (the fake echoes the request's)
+    weight_versions: bool = False  # return_weight_versions: each choice says which weights sampled it
+
+
+def _weight_versions(g: Gen, tokens: int) -> list[dict[str, Any]] | None:
+    return [{"version": WEIGHT_VERSION, "start": 0, "end": tokens}] if g.weight_versions else None
 
 
 def chat_json(g: Gen) -> bytes:
@@ -336,12 +343,14 @@ def chat_json(g: Gen) -> bytes:
         msg["reasoning"] = "".join(r.reasoning) if r.reasoning is not None else None
         choices.append({"index": i, "message": msg, "logprobs": None, "finish_reason": r.finish_reason,
                         "stop_reason": None, "token_ids": g.token_ids, "routed_experts": None})
+        if g.weight_versions:
+            choices[-1]["weight_versions"] = _weight_versions(g, completion_tokens(r))
     return orjson.dumps({
         "id": g.id, "object": "chat.completion", "created": g.created, "model": g.model, "choices": choices,
         "service_tier": None, "system_fingerprint": SYSTEM_FINGERPRINT,
         "usage": usage_dict(g.prompt_tokens, g.n * completion_tokens(r), r, details=True),
         "prompt_logprobs": None, "prompt_token_ids": g.prompt_token_ids, "prompt_text": None,
-        "kv_transfer_params": None, "ec_transfer_params": None, "metrics": None})
+        "kv_transfer_params": g.kv_transfer_params, "ec_transfer_params": None, "metrics": None})
 
 
 def _event(obj: dict[str, Any]) -> bytes:
@@ -352,13 +361,15 @@ DONE = b"data: [DONE]\n\n"
 
 
 def chat_events(g: Gen, include_usage: bool, continuous_usage: bool) -> list[bytes]:
-    """The SSE events of a streamed chat answer, in vLLM 0.32's order and shapes.
+    """The SSE events of a streamed chat answer, in vLLM 0.33's order and shapes.
 
     Role chunk per choice (``content: ""``, top-level ``prompt_token_ids``/``prompt_text``),
     reasoning then content pieces (choices interleaved), one chunk per tool call holding
     two same-index entries (name, then arguments) with ``content: null``; the finish rides
     on the last piece for ``length``, else comes as a ``delta: {}`` chunk; the
-    ``choices: []`` usage chunk when asked; ``system_fingerprint`` on the last JSON chunk.
+    ``choices: []`` usage chunk when asked; ``system_fingerprint`` on the last JSON chunk;
+    ``kv_transfer_params`` on every chunk (null, the value on the last); ``weight_versions``
+    (when asked) on each choice's finish chunk.
     """
     r = g.reply
     head = {"id": g.id, "object": "chat.completion.chunk", "created": g.created, "model": g.model}
@@ -368,7 +379,7 @@ def chat_events(g: Gen, include_usage: bool, continuous_usage: bool) -> list[byt
     def add(choice: dict[str, Any], counts: bool = True) -> None:
         nonlocal emitted
         emitted += counts
-        chunk = {**head, "choices": [choice]}
+        chunk = {**head, "choices": [choice], "kv_transfer_params": None}
         if continuous_usage:
             chunk["usage"] = {"prompt_tokens": g.prompt_tokens, "total_tokens": g.prompt_tokens + emitted,
                               "completion_tokens": emitted}
@@ -391,6 +402,8 @@ def chat_events(g: Gen, include_usage: bool, continuous_usage: bool) -> list[byt
             if last:
                 choice["stop_reason"] = None
             choice["token_ids"] = [token_ids[k]] if k < len(token_ids) else None
+            if last and g.weight_versions:
+                choice["weight_versions"] = _weight_versions(g, completion_tokens(r))
             add(choice)
     for t, c in enumerate(r.tool_calls):
         entries = [{"id": c.id, "type": "function", "index": t, "function": {"name": c.name}},
@@ -402,14 +415,17 @@ def chat_events(g: Gen, include_usage: bool, continuous_usage: bool) -> list[byt
         for i in range(g.n):
             add({"index": i, "delta": {}, "logprobs": None, "finish_reason": r.finish_reason,
                  "stop_reason": None, "token_ids": None}, counts=False)
+            if g.weight_versions:
+                chunks[-1]["choices"][0]["weight_versions"] = _weight_versions(g, completion_tokens(r))
     return _finish_stream(g, chunks, head, include_usage)
 
 
 def _finish_stream(g: Gen, chunks: list[dict[str, Any]], head: dict[str, Any], include_usage: bool) -> list[bytes]:
     if include_usage:
         usage = usage_dict(g.prompt_tokens, g.n * completion_tokens(g.reply), g.reply, details=False)
-        chunks.append({**head, "choices": [], "usage": usage})
+        chunks.append({**head, "choices": [], "usage": usage, "kv_transfer_params": None})
     chunks[-1]["system_fingerprint"] = SYSTEM_FINGERPRINT
+    chunks[-1]["kv_transfer_params"] = g.kv_transfer_params
     return [_event(c) for c in chunks] + [DONE]
 
 
@@ -424,11 +440,13 @@ def completion_json(g: Gen, prompts: list[str], echo: bool, prompt_ids: list[lis
                             "prompt_logprobs": None,
                             "prompt_token_ids": prompt_ids[p_index] if prompt_ids is not None else None,
                             "routed_experts": None})
+            if g.weight_versions:
+                choices[-1]["weight_versions"] = _weight_versions(g, completion_tokens(r))
     return orjson.dumps({
         "id": g.id, "object": "text_completion", "created": g.created, "model": g.model, "choices": choices,
         "service_tier": None, "system_fingerprint": SYSTEM_FINGERPRINT,
         "usage": usage_dict(g.prompt_tokens, len(choices) * completion_tokens(r), r, details=True),
-        "kv_transfer_params": None, "ec_transfer_params": None, "metrics": None})
+        "kv_transfer_params": g.kv_transfer_params, "ec_transfer_params": None, "metrics": None})
 
 
 def completion_events(g: Gen, prompts: list[str], echo: bool, include_usage: bool) -> list[bytes]:
@@ -456,11 +474,14 @@ def completion_events(g: Gen, prompts: list[str], echo: bool, include_usage: boo
                 chunks.append({**head, "choices": [{
                     "index": index, "text": texts[k], "logprobs": None,
                     "finish_reason": r.finish_reason if last else None, "stop_reason": None,
-                    "prompt_token_ids": None, "token_ids": None}]})
+                    "prompt_token_ids": None, "token_ids": None}], "kv_transfer_params": None})
+                if last and g.weight_versions:
+                    chunks[-1]["choices"][0]["weight_versions"] = _weight_versions(g, completion_tokens(r))
     if include_usage:
         usage = usage_dict(g.prompt_tokens, len(per_choice) * completion_tokens(r), r, details=False)
-        chunks.append({**head, "choices": [], "usage": usage})
+        chunks.append({**head, "choices": [], "usage": usage, "kv_transfer_params": None})
     chunks[-1]["system_fingerprint"] = SYSTEM_FINGERPRINT
+    chunks[-1]["kv_transfer_params"] = g.kv_transfer_params
     return [_event(c) for c in chunks] + [DONE]
 
 
