@@ -13,6 +13,7 @@ endpoint with a tool loop, ``ToolLoopSender`` / ``AsyncToolLoopSender`` (those p
 from __future__ import annotations
 
 import copy as _copymod
+import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
@@ -432,54 +433,49 @@ def apply_fields(builder: Any, fields: Mapping[str, Any]) -> None:
             setter(value)
 
 
-R_co = TypeVar("R_co", covariant=True)
+RE = TypeVar("RE")
 
 
-class endpoint(Generic[R_co]):  # noqa: N801 (used as a decorator)
+class endpoint(Generic[RE]):  # noqa: N801 (used as a decorator)
     """A client method that gives an endpoint (``client.embeddings()``). Its value stays a
     method; looking up an attribute on it (openai-python's ``client.embeddings.create``) raises
-    an ``AttributeError`` that shows this SDK's spelling."""
+    an ``AttributeError`` that shows this SDK's spelling. The bound value is made once per
+    object and kept on it (the request path pays for no extra call)."""
 
-    def __init__(self, fn: Callable[[Any], R_co]) -> None:
-        import functools
-
+    def __init__(self, fn: Callable[[Any], RE]) -> None:
         self._fn = fn
-        self._path = fn.__name__
+        self._name = self._path = fn.__name__
         functools.update_wrapper(self, fn)  # name, doc, __wrapped__ (inspect.signature, help())
 
-    def __call__(self, obj: Any) -> R_co:
+    def __call__(self, obj: Any) -> RE:
         """``VllmClient.embeddings(client)``, as with a plain method."""
         return self._fn(obj)
 
     def __set_name__(self, owner: type, name: str) -> None:
         prefix = {"_ChatNamespace": "chat.", "_AudioNamespace": "audio."}.get(owner.__name__, "")
+        self._name = name
         self._path = prefix + name
 
     @overload
-    def __get__(self, obj: None, owner: type) -> endpoint[R_co]: ...
+    def __get__(self, obj: None, owner: type) -> endpoint[RE]: ...
     @overload
-    def __get__(self, obj: object, owner: type) -> _BoundEndpoint[R_co]: ...
-    def __get__(self, obj: object, owner: type) -> endpoint[R_co] | _BoundEndpoint[R_co]:
+    def __get__(self, obj: object, owner: type) -> _BoundEndpoint[RE]: ...
+    def __get__(self, obj: object, owner: type) -> endpoint[RE] | _BoundEndpoint[RE]:
         if obj is None:
             return self
-        return _BoundEndpoint(self._fn, obj, self._path)
+        bound = _BoundEndpoint(self._fn, obj)
+        bound._path = self._path
+        obj.__dict__[self._name] = bound  # found first from now on (this is a non-data descriptor)
+        return bound
 
 
-class _BoundEndpoint(Generic[R_co]):
-    """``client.embeddings`` (not yet called)."""
+class _BoundEndpoint(functools.partial[RE]):
+    """``client.embeddings`` (not yet called): calling it is calling the method (a C-level call)."""
 
-    __slots__ = ("_fn", "_obj", "_path")
-
-    def __init__(self, fn: Callable[[Any], R_co], obj: object, path: str) -> None:
-        self._fn = fn
-        self._obj = obj
-        self._path = path
-
-    def __call__(self) -> R_co:
-        return self._fn(self._obj)
+    _path: str
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name.startswith("__") or name == "_path":
             raise AttributeError(name)
         p = self._path
         example = "model=..., messages=[...]" if p == "chat.completions" else "model=..., ..."
