@@ -68,3 +68,22 @@ def mock_client() -> Callable[..., tuple[VllmClient, MockTransport]]:
     yield make
     for c in made:
         c.close()
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Any:
+    """One local Ray (2 CPUs) for every test of the session that needs one (starting it costs
+    seconds); shut down at the end. Skips without Ray, unless VLLM_CLIENT_REQUIRE_RAY=1 (CI)."""
+    import os
+
+    if os.environ.get("VLLM_CLIENT_REQUIRE_RAY") != "1":
+        pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    yield ray
+    ray.shutdown()

@@ -21,10 +21,12 @@ EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.star
 
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_block_runs(index: int, vllm_server: FakeVllmServer, tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+                           monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     code = BLOCKS[index].replace("http://localhost:8000/v1", vllm_server.url)
     if re.search(r"^\s*(from|import) pydantic\b", code, re.M):
         pytest.importorskip("pydantic")  # an optional extra
+    if re.search(r"^\s*(from|import) (ray|vllm_client\.ray)\b", code, re.M):
+        request.getfixturevalue("ray_session")  # the session's one Ray (skips when Ray is not installed)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 16)
     monkeypatch.setenv("VLLM_BASE_URL", vllm_server.url)

@@ -1,7 +1,8 @@
 """Batch jobs: many requests, bounded concurrency, an optional rate limit, progress.
 
-The engine is async (``run_batch``); ``VllmClient.batch`` runs it on a private
-event loop in a worker thread, so sync code gets the same throughput. Requests
+The engine is async (``run_batch``) and is driven by a client passed in: it imports neither
+client module. ``VllmClient.batch`` runs it on a private event loop in a worker thread (with
+the sync client's async twin), so sync code gets the same throughput. Requests
 are builders (chat, completions, embeddings; of either client) or dicts
 ``{"url": "/v1/chat/completions", "body": {...}}``.
 """
@@ -22,7 +23,7 @@ from ._exceptions import InvalidRequestError
 from ._validate import check_finite
 
 __all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress", "sync_batch",
-           "sync_batch_iter", "prepared", "known_length", "summary_text", "output_tokens"]
+           "sync_batch_iter", "run_in_thread", "prepared", "known_length", "summary_text", "output_tokens"]
 
 
 def _raw(obj: dict[str, Any]) -> dict[str, Any]:
@@ -108,10 +109,12 @@ class Progress:
         self.errors = 0
         self.tokens = 0
         self.latencies: dict[int, int] = {}  # latency bucket (1 % wide, log scale) -> requests
+        self.ttfts: dict[int, int] = {}  # the same for times to first byte/token, when given
         self.start = time.monotonic()
         self._last = 0.0
 
-    def update(self, error: bool = False, latency: float | None = None, tokens: int = 0) -> None:
+    def update(self, error: bool = False, latency: float | None = None, tokens: int = 0,
+               ttft: float | None = None) -> None:
         """Count one finished request."""
         self.done += 1
         if error:
@@ -120,6 +123,9 @@ class Progress:
             k = int(math.log(max(latency, 1e-6) * 1e6) * _PER_LOG)
             lat = self.latencies
             lat[k] = lat.get(k, 0) + 1
+        if ttft is not None:
+            k = int(math.log(max(ttft, 1e-6) * 1e6) * _PER_LOG)
+            self.ttfts[k] = self.ttfts.get(k, 0) + 1
         self.tokens += tokens
         if self.enabled:
             now = time.monotonic()
@@ -146,22 +152,15 @@ class Progress:
         """The figures ``vllm bench serve`` prints: requests ok/failed, wall time, requests/s,
         output tokens/s, latency percentiles (seconds; None when nothing was sent)."""
         wall = max(time.monotonic() - self.start, 1e-9)
-        buckets = sorted(self.latencies.items())
-        count = sum(n for _, n in buckets)
-
-        def pct(q: float) -> float | None:  # the bucket's middle: within 0.5 % of the exact figure
-            rank = min(count - 1, int(q / 100 * count))
-            seen = 0
-            for k, n in buckets:
-                seen += n
-                if seen > rank:
-                    return round(1e-6 * math.exp((k + 0.5) / _PER_LOG), 6)
-            return None
-
-        return {"requests": self.done, "ok": self.done - self.errors, "failed": self.errors,
-                "wall_s": round(wall, 3), "requests_per_s": round(self.done / wall, 2),
-                "output_tokens": self.tokens, "output_tokens_per_s": round(self.tokens / wall, 2),
-                "latency_p50_s": pct(50), "latency_p90_s": pct(90), "latency_p99_s": pct(99)}
+        lat = _percentiles(self.latencies)
+        out = {"requests": self.done, "ok": self.done - self.errors, "failed": self.errors,
+               "wall_s": round(wall, 3), "requests_per_s": round(self.done / wall, 2),
+               "output_tokens": self.tokens, "output_tokens_per_s": round(self.tokens / wall, 2),
+               "latency_p50_s": lat(50), "latency_p90_s": lat(90), "latency_p99_s": lat(99)}
+        if self.ttfts:  # (given by the Ray job: time to first byte, or first token of a stream)
+            ttft = _percentiles(self.ttfts)
+            out.update({"ttft_p50_s": ttft(50), "ttft_p90_s": ttft(90), "ttft_p99_s": ttft(99)})
+        return out
 
     def _draw(self, now: float) -> None:
         text = self.line(now)
@@ -185,6 +184,23 @@ class Progress:
 _PER_LOG = 1 / math.log(1.01)  # latency buckets per unit of log(seconds): 1 % wide
 
 
+def _percentiles(hist: dict[int, int]) -> Callable[[float], float | None]:
+    """The q-th percentile of a latency histogram (seconds; None when empty)."""
+    buckets = sorted(hist.items())
+    count = sum(n for _, n in buckets)
+
+    def pct(q: float) -> float | None:  # the bucket's middle: within 0.5 % of the exact figure
+        rank = min(count - 1, int(q / 100 * count))
+        seen = 0
+        for k, n in buckets:
+            seen += n
+            if seen > rank:
+                return round(1e-6 * math.exp((k + 0.5) / _PER_LOG), 6)
+        return None
+
+    return pct
+
+
 def summary_text(s: dict[str, Any]) -> str:
     """A ``summary()`` as the lines printed at the end of a batch."""
     def ms(v: float | None) -> str:
@@ -192,7 +208,9 @@ def summary_text(s: dict[str, Any]) -> str:
 
     return (f"requests: {s['ok']} ok, {s['failed']} failed in {s['wall_s']:.1f} s; "
             f"{s['requests_per_s']:.1f} req/s, {s['output_tokens_per_s']:.1f} output tokens/s\n"
-            f"latency: p50 {ms(s['latency_p50_s'])}, p90 {ms(s['latency_p90_s'])}, p99 {ms(s['latency_p99_s'])}\n")
+            f"latency: p50 {ms(s['latency_p50_s'])}, p90 {ms(s['latency_p90_s'])}, p99 {ms(s['latency_p99_s'])}\n"
+            + (f"time to first byte: p50 {ms(s['ttft_p50_s'])}, p90 {ms(s['ttft_p90_s'])}, "
+               f"p99 {ms(s['ttft_p99_s'])}\n" if "ttft_p50_s" in s else ""))
 
 
 def output_tokens(result: Any) -> int:
@@ -268,8 +286,12 @@ _END = object()
 
 async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 64,
                      max_requests_per_second: float | None = None,
-                     progress: Progress | None = None) -> AsyncIterator[tuple[int, Any]]:
+                     progress: Progress | None = None, gate: Any = None) -> AsyncIterator[tuple[int, Any]]:
     """Yield ``(position, result)`` as requests finish; ``concurrency`` at a time.
+
+    ``gate``, when given, is awaited before each request is sent (``await gate.enter()``) and
+    told when it finished (``gate.leave()``): a window shared with other batches, or a
+    cluster-wide budget (``vllm_client.ray``).
 
     The window is bounded: at most ``concurrency`` requests in flight and ``concurrency``
     finished ones waiting for the consumer; a lazy iterable is read only as the window moves,
@@ -291,8 +313,14 @@ async def iter_batch(client: Any, requests: Iterable[Any], *, concurrency: int =
             for i, req in feed:  # the iterator is shared: each worker takes the next request
                 if req.__class__ is BatchRequest:
                     await limiter.wait()
+                    if gate is not None:
+                        await gate.enter()
                     started = clock()
-                    result = await _one(client, req)
+                    try:
+                        result = await _one(client, req)
+                    finally:
+                        if gate is not None:
+                            gate.leave()
                     timing = getattr(result, "timing", None)  # the response's own (from its first attempt)
                     latency: float | None = timing.total if timing is not None and timing.total is not None \
                         else clock() - started
@@ -344,29 +372,37 @@ async def run_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 
 # VllmClient.batch(): the same engine on a private event loop in a worker thread
 
 
-def _async_twin(client: Any) -> Any:
-    """An ``AsyncVllmClient`` with a sync client's configuration, for its batch jobs."""
-    from ._async import AsyncVllmClient
-    from ._transports.mock import MockTransport
+def run_in_thread(main: Callable[[], Any]) -> Any:
+    """Run a coroutine function on a fresh event loop in a worker thread (safe even when the
+    caller's thread already runs a loop); return its result or raise its exception."""
+    import threading
 
-    if client._custom_transport:  # never swap the user's transport (proxy, TLS, session) silently
-        raise InvalidRequestError(
-            "batch() runs on the async engine and cannot use this client's custom sync transport: "
-            "use AsyncVllmClient(transport=...).batch(...), or send() the requests in a loop")
-    shared = client._transport if isinstance(client._transport, MockTransport) else None
-    return client._clone(AsyncVllmClient, shared, owns=shared is None)
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append((True, asyncio.run(main())))
+        except BaseException as e:
+            box.append((False, e))
+
+    t = threading.Thread(target=target, name="vllm_client-loop", daemon=True)
+    t.start()
+    t.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 def sync_batch(client: Any, requests: Iterable[Any], *, concurrency: int, progress: bool,
                max_requests_per_second: float | None) -> list[Any]:
     """``VllmClient.batch``: ``run_batch`` on a fresh event loop in a worker thread (a lazy
-    iterable is iterated in that thread)."""
-    from ._sync import run_in_thread
-
+    iterable is iterated in that thread). ``client._async_twin()`` makes the async client
+    that runs it (this engine imports neither client module)."""
     requests = prepared(requests)  # a list: bad input fails here, before sending
 
     async def main() -> list[Any]:
-        async with _async_twin(client) as twin:
+        async with client._async_twin() as twin:
             return await run_batch(twin, requests, concurrency=concurrency, progress=progress,
                                    max_requests_per_second=max_requests_per_second)
 
@@ -401,7 +437,7 @@ def sync_batch_iter(client: Any, requests: Iterable[Any], *, concurrency: int, p
     async def main() -> None:
         loop = asyncio.get_running_loop()
         try:
-            async with _async_twin(client) as twin:
+            async with client._async_twin() as twin:
                 it = iter_batch(twin, requests, concurrency=concurrency,
                                 progress=Progress(known_length(requests), enabled=progress),
                                 max_requests_per_second=max_requests_per_second)

@@ -216,6 +216,14 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     """Run an OpenAI batch file against the server(s)."""
+    if args.ray is not None:
+        from .ray._job import run_batch_cli as run_ray_batch_cli
+
+        return run_ray_batch_cli(args)
+    if len(args.input) != 1:
+        sys.stderr.write("vllm-client batch: one input file (several, or a glob, with --ray)\n")
+        return 2
+    args.input = args.input[0]
     from ._batch_cli import run_batch_cli
 
     return run_batch_cli(args)
@@ -311,9 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
                "A server that cannot be reached at the start ends the job at once (nothing written); one "
                "that stops answering mid-job (50 connection failures in a row, or 15 s of failures without "
                "an answer) stops it with exit status 1: run the same command again once it is back.")
-    b.add_argument("input", help="input JSONL: custom_id, method, url, body per line (read lazily)")
+    b.add_argument("input", nargs="*",
+                   help="input JSONL: custom_id, method, url, body per line (read lazily); with --ray, "
+                        "several files or globs")
     b.add_argument("-o", "--output", required=True,
-                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others)")
+                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others); "
+                        "with --ray, a directory")
+    b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray (pip install 'vllm_client[ray]'): a local Ray, or the cluster at ADDRESS "
+                        "('auto', 'ray://host:10001')")
+    b.add_argument("--actors", type=int, default=2, help="with --ray: actors sending requests (default 2)")
+    b.add_argument("--batch-size", type=int, default=64, help="with --ray: rows per batch (default 64)")
+    b.add_argument("--max-in-flight", type=int, default=None,
+                   help="with --ray: requests in flight across all actors at most")
     b.add_argument("--concurrency", type=int, default=64)
     b.add_argument("--max-requests-per-second", type=float, default=None)
     b.add_argument("--max-retries", type=int, default=2, help="retries per request (default 2)")

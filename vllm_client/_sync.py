@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -40,7 +39,7 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError
+from ._exceptions import APIConnectionError, InvalidRequestError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
 from ._transports import RequestsTransport, SyncTransport
@@ -52,6 +51,8 @@ def run_tool(call: Callable[[], Any] | str) -> str:
     """Run one prepared tool call in this thread (``call_tool`` driven with blocking I/O): an
     async tool's awaitable runs on a fresh event loop in a worker thread, which works also
     where this thread already runs a loop (a Jupyter cell, a FastAPI handler)."""
+    from ._batch import run_in_thread  # (asyncio is imported only when needed)
+
     flow = call_tool(call)
     value: Any = None
     error: Exception | None = None
@@ -70,28 +71,6 @@ def run_tool(call: Callable[[], Any] | str) -> str:
 
 async def _await(aw: Any) -> Any:
     return await aw
-
-
-def run_in_thread(main: Callable[[], Any]) -> Any:
-    """Run a coroutine function on a fresh event loop in a worker thread (safe even when the
-    caller's thread already runs a loop); return its result or raise its exception."""
-    import asyncio
-
-    box: list[Any] = []
-
-    def target() -> None:
-        try:
-            box.append((True, asyncio.run(main())))
-        except BaseException as e:
-            box.append((False, e))
-
-    t = threading.Thread(target=target, name="vllm_client-loop", daemon=True)
-    t.start()
-    t.join()
-    ok, value = box[0]
-    if not ok:
-        raise value
-    return value
 
 
 class VllmClient(ClientCore):
@@ -153,6 +132,18 @@ class VllmClient(ClientCore):
             return list(ex.map(run_tool, [c for _, c in calls]))
 
     # -- batch jobs ------------------------------------------------------------
+
+    def _async_twin(self) -> Any:
+        """An ``AsyncVllmClient`` with this client's configuration, for its batch jobs."""
+        from ._async import AsyncVllmClient
+        from ._transports.mock import MockTransport
+
+        if self._custom_transport:  # never swap the user's transport (proxy, TLS, session) silently
+            raise InvalidRequestError(
+                "batch() runs on the async engine and cannot use this client's custom sync transport: "
+                "use AsyncVllmClient(transport=...).batch(...), or send() the requests in a loop")
+        shared = self._transport if isinstance(self._transport, MockTransport) else None
+        return self._clone(AsyncVllmClient, shared, owns=shared is None)
 
     def batch(self, requests: Iterable[Any], *, concurrency: int = 64, progress: bool = True,
               max_requests_per_second: float | None = None) -> list[Any]:
