@@ -326,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output JSONL (appended; re-runs skip the done custom_ids and retry the others); "
                         "with --ray, a directory")
     b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on Ray (pip install 'vllm_client[ray]'): a local Ray, or the cluster at ADDRESS "
+                   help="run on Ray (pip install 'ray[data]', or pip install -e '.[ray]' in a checkout): a local Ray, or the cluster at ADDRESS "
                         "('auto', 'ray://host:10001')")
     b.add_argument("--actors", type=int, default=2, help="with --ray: actors sending requests (default 2)")
     b.add_argument("--batch-size", type=int, default=64, help="with --ray: rows per batch (default 64)")
