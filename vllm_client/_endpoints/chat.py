@@ -264,11 +264,13 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
     def messages(self: CB, messages: list[dict[str, Any]]) -> CB:
         """Replace the message list (dicts with ``role`` and ``content``). A prompt given to
         ``system()`` stays first (a different system message first in ``messages`` is an error)."""
-        msgs = _copy(v.messages("messages", messages))
         self._path = ChatBody._path
-        if self._system is not None and msgs is not None:
-            if not _system_first(msgs, self._system, "messages"):
-                msgs.insert(0, {"role": "system", "content": self._system})
+        system = self._system
+        if system is None:  # (the usual case first: no system() before)
+            return self._set("messages", _copy(v.messages("messages", messages)))
+        msgs = _copy(v.messages("messages", messages))
+        if msgs is not None and not _system_first(msgs, system, "messages"):
+            msgs.insert(0, {"role": "system", "content": system})
         return self._set("messages", msgs)
 
     def message(self: CB, message: Mapping[str, Any]) -> CB:
