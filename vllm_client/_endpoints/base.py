@@ -13,10 +13,9 @@ endpoint with a tool loop, ``ToolLoopSender`` / ``AsyncToolLoopSender`` (those p
 from __future__ import annotations
 
 import copy as _copymod
-import functools
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from .. import _validate as v
 from .._config import Timeout, TimeoutTypes, check_header, to_timeout
@@ -433,56 +432,22 @@ def apply_fields(builder: Any, fields: Mapping[str, Any]) -> None:
             setter(value)
 
 
-RE = TypeVar("RE")
+F = TypeVar("F", bound=Callable[..., Any])
+_PREFIXES = {"_ChatNamespace": "chat.", "_AudioNamespace": "audio."}
 
 
-class endpoint(Generic[RE]):  # noqa: N801 (used as a decorator)
-    """A client method that gives an endpoint (``client.embeddings()``). Its value stays a
-    method; looking up an attribute on it (openai-python's ``client.embeddings.create``) raises
-    an ``AttributeError`` that shows this SDK's spelling. The bound value is made once per
-    object and kept on it (the request path pays for no extra call)."""
+def endpoint(fn: F) -> F:
+    """Mark a client method that gives an endpoint (``client.embeddings()``): it stays a plain
+    method (nothing added to the request path), and openai-python's spelling
+    ``client.embeddings.create(...)`` raises an ``AttributeError`` that shows this SDK's."""
+    owner = fn.__qualname__.rpartition(".")[0]
+    path = _PREFIXES.get(owner, "") + fn.__name__
+    example = "model=..., messages=[...]" if path == "chat.completions" else "model=..., ..."
 
-    def __init__(self, fn: Callable[[Any], RE]) -> None:
-        self._fn = fn
-        self._name = self._path = fn.__name__
-        functools.update_wrapper(self, fn)  # name, doc, __wrapped__ (inspect.signature, help())
+    def create(*args: Any, **kwargs: Any) -> NoReturn:
+        raise AttributeError(f"client.{path} is a method in vllm_client: openai-python's client.{path}.create("
+                             f"{example}) is spelt client.{path}().create({example}).send() here")
 
-    def __call__(self, obj: Any) -> RE:
-        """``VllmClient.embeddings(client)``, as with a plain method."""
-        return self._fn(obj)
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        prefix = {"_ChatNamespace": "chat.", "_AudioNamespace": "audio."}.get(owner.__name__, "")
-        self._name = name
-        self._path = prefix + name
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> endpoint[RE]: ...
-    @overload
-    def __get__(self, obj: object, owner: type) -> _BoundEndpoint[RE]: ...
-    def __get__(self, obj: object, owner: type) -> endpoint[RE] | _BoundEndpoint[RE]:
-        if obj is None:
-            return self
-        bound = _BoundEndpoint(self._fn, obj)
-        bound._path = self._path
-        obj.__dict__[self._name] = bound  # found first from now on (this is a non-data descriptor)
-        return bound
-
-
-class _BoundEndpoint(functools.partial[RE]):
-    """``client.embeddings`` (not yet called): calling it is calling the method (a C-level call)."""
-
-    _path: str
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name == "_path":
-            raise AttributeError(name)
-        p = self._path
-        example = "model=..., messages=[...]" if p == "chat.completions" else "model=..., ..."
-        if name == "create":
-            raise AttributeError(f"client.{p} is a method in vllm_client: openai-python's client.{p}.create("
-                                 f"{example}) is spelt client.{p}().create({example}).send() here")
-        raise AttributeError(f"client.{p} is a method in vllm_client: call it first, client.{p}().{name}")
-
-    def __repr__(self) -> str:
-        return f"<endpoint client.{self._path}()>"
+    create.__qualname__ = create.__name__ = f"{path}.create (openai-python's spelling)"
+    setattr(fn, "create", create)  # noqa: B010 (a function attribute: client.x.create finds it)
+    return fn
