@@ -51,12 +51,14 @@ def test_an_unreachable_server_ends_the_job_at_once_writing_nothing(tmp_path: Pa
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(inp, lines(500))
     t = time.monotonic()
-    r = cli("batch", str(inp), "-o", str(out), "--base-url", "http://127.0.0.1:9/v1", "--no-progress")
-    assert time.monotonic() - t < 15  # seconds, not one connection error per line
-    assert r.returncode == 1
-    assert not out.exists() or out.read_bytes() == b""  # no error records
-    stop = [x for x in r.stderr.splitlines() if "stopped" in x]
-    assert len(stop) == 1 and "cannot reach the server" in stop[0] and "Traceback" not in r.stderr
+    for progress in ([], ["--no-progress"]):
+        r = cli("batch", str(inp), "-o", str(out), "--base-url", "http://127.0.0.1:9/v1", *progress)
+        assert time.monotonic() - t < 30  # seconds, not one connection error per line
+        assert r.returncode == 1
+        assert not out.exists()  # no error records, and no empty file either
+        (line,) = r.stderr.splitlines()  # one line, whatever the progress setting
+        assert "cannot reach the server at http://127.0.0.1:9/v1" in line and "Connection refused" in line
+        assert "--base-url" in line and "VLLM_BASE_URL" in line and "ssl:default" not in line
 
 
 def test_a_server_dying_mid_job_stops_it_and_the_rerun_completes(tmp_path: Path) -> None:
@@ -215,3 +217,33 @@ def test_what_is_done() -> None:
     for code in ("APIConnectionError", "APITimeoutError"):
         assert not is_done({"custom_id": "a", "response": None, "error": {"code": code, "message": "x"}})
     assert is_done({"custom_id": "a", "response": None, "error": {"code": "ResponseDecodeError", "message": "x"}})
+
+
+def test_a_missing_input_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    r = cli("batch", str(tmp_path / "nope.jsonl"), "-o", str(out), "--base-url", "http://127.0.0.1:9/v1")
+    assert r.returncode == 1 and not out.exists()
+    (line,) = r.stderr.splitlines()
+    assert line == f"batch: cannot read the input {tmp_path / 'nope.jsonl'}: No such file or directory"
+    r = cli("batch", str(tmp_path), "-o", str(out))
+    assert r.returncode == 1 and r.stderr.strip().endswith("it is a directory") and "unexpected" not in r.stderr
+
+
+def test_rerun_advice_only_for_retryable_failures_and_nothing_left_is_success(
+        vllm_server: FakeVllmServer, tmp_path: Path) -> None:
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = lines(3)
+    rows[1]["body"]["n"] = 0  # a 400: a failure for good
+    write_jsonl(inp, rows)
+    r = cli("batch", str(inp), "-o", str(out), "--base-url", vllm_server.url, "--max-retries", "0")
+    assert r.returncode == 1 and "1 failed" in r.stderr and "again" not in r.stderr  # re-running changes nothing
+    progress = [x for x in r.stderr.splitlines() if x.startswith("batch: ") and "req/s" in x]
+    assert len(progress) == 1 and "3/3" in progress[0]  # one final line (stderr is not a terminal)
+    r = cli("batch", str(inp), "-o", str(out), "--base-url", vllm_server.url)
+    assert r.returncode == 0, r.stderr  # nothing left to do
+    assert "3 request(s) already in" in r.stderr and "0/0" not in r.stderr
+    out.unlink()
+    vllm_server.fail(503)
+    r = cli("batch", str(inp), "-o", str(out), "--base-url", vllm_server.url, "--max-retries", "0",
+            "--concurrency", "1")
+    assert r.returncode == 1 and "retry the 1 retryable failure(s)" in r.stderr

@@ -51,9 +51,41 @@ def test_chat_shows_tool_calls_and_json(vllm_server: FakeVllmServer) -> None:
     assert json.loads(r.stdout)["choices"][0]["message"]["content"] == "raw please"
 
 
+def cli_on_a_terminal(*args: str, lines: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The command with a terminal (a pty) as its stdin, typed ``lines`` one at a time."""
+    import pty
+
+    master, slave = pty.openpty()
+    e = {k: v for k, v in os.environ.items() if k not in ("VLLM_BASE_URL", "OPENAI_BASE_URL", "VLLM_API_KEY")}
+    p = subprocess.Popen([sys.executable, "-m", "vllm_client", *args], stdin=slave, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=e)
+    os.close(slave)
+    try:
+        for line in lines:
+            os.write(master, line.encode() + b"\n")
+        out, err = p.communicate(timeout=timeout)
+    finally:
+        os.close(master)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+def test_piped_input_is_one_message(vllm_server: FakeVllmServer) -> None:
+    doc = "First line of the document.\nSecond line.\n\nA last paragraph.\n"
+    r = cli("chat", "--base-url", vllm_server.url, stdin=doc)
+    assert r.returncode == 0, r.stderr
+    chats = [q.body for q in vllm_server.requests if q.path == "/v1/chat/completions"]
+    assert len(chats) == 1 and chats[0]["messages"] == [{"role": "user", "content": doc}]
+    r = cli("chat", "Hello", "--base-url", vllm_server.url, stdin=doc)  # a prompt given: stdin is not read
+    assert vllm_server.requests[-1].body["messages"][-1]["content"] == "Hello"
+    before = len(vllm_server.requests)
+    r = cli("chat", "--base-url", vllm_server.url, stdin="  \n")
+    assert r.returncode == 1 and "empty" in r.stderr and len(vllm_server.requests) == before
+
+
 def test_interactive_session_keeps_history_and_resets(vllm_server: FakeVllmServer) -> None:
     vllm_server.reply(content="Hi Ming").reply(content="You are Ming").reply(content="Fresh")
-    r = cli("chat", "--base-url", vllm_server.url, stdin="I am Ming\nWho am I?\n/reset\nAgain\n/exit\n")
+    r = cli_on_a_terminal("chat", "--base-url", vllm_server.url,
+                          lines=["I am Ming", "Who am I?", "/reset", "Again", "/exit"])
     assert r.returncode == 0, r.stderr
     assert "Hi Ming" in r.stdout and "You are Ming" in r.stdout and "Fresh" in r.stdout
     chats = [q.body for q in vllm_server.requests if q.path == "/v1/chat/completions"]
@@ -175,3 +207,52 @@ def test_rerank_and_embed(vllm_server: FakeVllmServer) -> None:
     assert out[0].startswith("2 x 16") and out[1].startswith("[16] [") and out[2].endswith("world")
     bad = cli("rerank", "q", "--base-url", vllm_server.url)
     assert bad.returncode != 0
+
+
+def test_version() -> None:
+    from vllm_client import __version__
+
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"vllm-client {__version__}"
+
+
+def test_fake_server_serves_in_the_foreground_until_stopped() -> None:
+    e = {k: v for k, v in os.environ.items() if k != "VLLM_BASE_URL"}
+    p = subprocess.Popen([sys.executable, "-m", "vllm_client", "fake-server", "--port", "0", "--model", "tiny"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    try:
+        assert p.stdout is not None
+        first = p.stdout.readline()
+        url = first.split()[-1]
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1"), first
+        r = cli("chat", "Hi", "--base-url", url)
+        assert r.returncode == 0 and "You said: Hi" in r.stdout, r.stderr
+        assert "tiny" in cli("models", "--base-url", url).stdout
+        p.send_signal(signal.SIGINT)  # Ctrl-C
+        assert p.wait(timeout=20) == 0
+        assert "vllm-client chat" in (p.stderr.read() if p.stderr else "")  # how to try it
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_connection_errors_say_how_to_point_at_the_server() -> None:
+    for args, env, source in [(["--base-url", "http://127.0.0.1:9/v1"], {}, "--base-url"),
+                              ([], {"VLLM_BASE_URL": "http://127.0.0.1:9/v1"}, "$VLLM_BASE_URL")]:
+        r = cli("chat", "Hi", *args, env=env)
+        assert r.returncode == 1
+        (line,) = r.stderr.splitlines()
+        assert f"cannot reach the server at http://127.0.0.1:9/v1 ({source})" in line
+        assert "Connection refused" in line and "--base-url" in line and "VLLM_BASE_URL" in line
+        assert "/models" not in line  # (the model look-up is not what the user asked for)
+
+
+def test_404s_blame_the_model_only_when_the_server_did(vllm_server: FakeVllmServer) -> None:
+    r = cli("chat", "Hi", "--base-url", vllm_server.url, "--model", "no-such-model")
+    assert r.returncode == 1 and "NotFoundError" in r.stderr and "no-such-model" in r.stderr
+    assert "check the model name" in r.stderr
+    root = vllm_server.url.removesuffix("/v1")
+    r = cli("models", "--base-url", root)  # the /v1 forgotten: the route is missing, not the model
+    assert r.returncode == 1 and "no route /models" in r.stderr and "check the base URL" in r.stderr
+    assert "model name" not in r.stderr

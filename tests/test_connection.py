@@ -192,7 +192,7 @@ async def test_credentials_are_dropped_on_a_cross_origin_redirect(kind: str) -> 
         headers = {"api-key": KEY, "X-Api-Key": KEY, "Cookie": "s=" + KEY, "X-Trace": "t1"}
         # same origin: kept
         a.raw(307, {"Location": a.url + "/chat/completions?again"}, b"")
-        client = make(kind, a.url, api_key=KEY, default_model="m", default_headers=headers)
+        client = make(kind, a.url, api_key=KEY, default_model="fake-model", default_headers=headers)
         try:
             r = await call(kind, client.chat.completions().create().user_message("hi"), "send")
             assert r.content

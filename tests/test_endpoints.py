@@ -311,15 +311,16 @@ def test_images_become_content_parts(tmp_path: Path) -> None:
     jpeg = b"\xff\xd8\xff" + b"1" * 10
     with VllmClient(URL, transport=MockTransport(lambda r: MockResponse(json={}))) as client:
         b = client.chat.completions().create().model("m").user_message(
-            "What is this?", images=["https://x/cat.jpg", str(path), jpeg, path])
+            "What is this?", images=["https://x/cat.jpg", path, jpeg])
         parts = b.build()["messages"][0]["content"]
         assert parts[0] == {"type": "text", "text": "What is this?"}
         assert parts[1] == {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}}
         assert parts[2]["image_url"]["url"] == "data:image/png;base64," + base64.b64encode(png).decode()
         assert parts[3]["image_url"]["url"] == "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
-        assert parts[4] == parts[2]
-        with pytest.raises(InvalidRequestError, match="no such file"):
-            client.chat.completions().create().user_message("x", images=[str(tmp_path / "missing.png")])
+        with pytest.raises(InvalidRequestError, match="never read from disk"):  # a str is a URL (issue 31)
+            client.chat.completions().create().user_message("x", images=[str(path)])
+        with pytest.raises(InvalidRequestError, match="cannot read"):
+            client.chat.completions().create().user_message("x", images=[tmp_path / "missing.png"])
 
 
 def test_provider_dialect_setters() -> None:

@@ -396,7 +396,7 @@ def test_chat_stream_n2_interleaves_choices(server: FakeVllmServer) -> None:
 
 def test_completions_json_shapes(server: FakeVllmServer) -> None:
     url = f"{server.url}/completions"
-    body = requests.post(url, json={"model": "tiny-llama", "prompt": "The weather in Paris"}, timeout=5).json()
+    body = requests.post(url, json={"model": server.model, "prompt": "The weather in Paris"}, timeout=5).json()
     real = recorded("vllm032_main-completions-prompt-string.json")
     assert shape(body) == shape(real) and body["object"] == "text_completion"
     assert re.fullmatch(r"cmpl-[0-9a-f]{16}", body["id"])
@@ -479,7 +479,7 @@ def test_tokenize_and_detokenize_at_the_root(server: FakeVllmServer) -> None:
 
 def test_embeddings(server: FakeVllmServer) -> None:
     url = f"{server.url}/embeddings"
-    body = requests.post(url, json={"model": "tiny-llama", "input": "Hello"}, timeout=5).json()
+    body = requests.post(url, json={"model": server.model, "input": "Hello"}, timeout=5).json()
     real = recorded("vllm032_embed-embed-single.json")
     assert shape(body) == shape(real) and re.fullmatch(r"embd-[0-9a-f]{16}", body["id"])
     vec = body["data"][0]["embedding"]
@@ -762,3 +762,59 @@ def test_server_threads_end_after_stop() -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == before
+
+
+# -- strictness: unknown models and ill-typed fields, as vLLM ----------------------------------
+
+
+def test_an_unknown_model_is_vllms_404_unless_a_reply_was_queued(server: FakeVllmServer) -> None:
+    real = recorded("vllm032_main-err-unknown-model-chat.json")
+    r = chat(server, model="no-such-model", max_tokens=8)
+    assert r.status_code == 404
+    assert r.json() == {"error": {**real["error"], "message": "The model `no-such-model` does not exist. "
+                                                              "Valid aliases: fake-model."}}
+    for path, body in [("/completions", {"prompt": "x"}), ("/embeddings", {"input": "x"}),
+                       ("/responses", {"input": "x"}), ("/rerank", {"query": "q", "documents": ["a"]})]:
+        assert requests.post(server.url + path, json={"model": "nope", **body}, timeout=5).status_code == 404, path
+    server.reply(content="scripted")  # a queued reply answers whatever model the request names
+    r = chat(server, model="anything")
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "scripted"
+    assert chat(server, max_tokens=4).status_code == 200  # no model: the served one, as vLLM
+
+
+def test_a_lora_adapter_loaded_at_runtime_is_a_valid_model(server: FakeVllmServer) -> None:
+    assert chat(server, model="sql").status_code == 404
+    ok = requests.post(server.url + "/load_lora_adapter", json={"lora_name": "sql", "lora_path": "/a/sql"}, timeout=5)
+    assert ok.status_code == 200
+    assert chat(server, model="sql").status_code == 200
+
+
+@pytest.mark.parametrize(("field", "value", "kind"), [
+    ("max_tokens", 1.5, "int_from_float"), ("max_tokens", "many", "int_parsing"), ("n", [1], "int_type"),
+    ("temperature", "hot", "float_parsing"), ("top_p", {}, "float_type"), ("stream", "maybe", "bool_parsing"),
+    ("model", 7, "string_type"),
+])
+def test_ill_typed_fields_are_vllms_400(server: FakeVllmServer, field: str, value: Any, kind: str) -> None:
+    r = chat(server, **{field: value})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert (err["type"], err["param"], err["code"]) == ("Bad Request", f"body.{field}", 400)
+    assert err["message"].startswith(f"1 validation error:\n  {{'type': '{kind}', 'loc': 'body.{field}'")
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_tokens", 2.0), ("max_tokens", "3"), ("temperature", "0.5"),
+                                              ("temperature", 1), ("stream", "false"), ("seed", True)])
+def test_values_pydantic_coerces_are_accepted(server: FakeVllmServer, field: str, value: Any) -> None:
+    assert chat(server, **{field: value}).status_code == 200
+
+
+def test_embeddings_relate_texts_that_share_words(server: FakeVllmServer) -> None:
+    texts = ["capital of France", "Paris is the capital of France.", "Bananas are yellow.", "capital of France"]
+    data = requests.post(server.url + "/embeddings", json={"input": texts}, timeout=5).json()["data"]
+    v = [d["embedding"] for d in data]
+
+    def cos(a: list[float], b: list[float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    assert abs(cos(v[0], v[0]) - 1) < 1e-5 and v[0] == v[3]  # unit vectors, deterministic
+    assert cos(v[0], v[1]) > 0.5 > cos(v[0], v[2])

@@ -514,7 +514,7 @@ async def test_fake_server_classify_and_errors(kind: str) -> None:
         # what the builders refuse, sent raw: vLLM's answers
         import requests
 
-        bad = requests.post(server.url + "/rerank", json={"model": "m", "query": "x"}, timeout=10)
+        bad = requests.post(server.url + "/rerank", json={"model": server.model, "query": "x"}, timeout=10)
         assert bad.status_code == 400 and bad.json() == json.loads(case("embed-rerank-bad")[2])
-        empty = requests.post(server.url + "/rerank", json={"model": "m", "query": "x", "documents": []}, timeout=10)
+        empty = requests.post(server.url + "/rerank", json={"model": server.model, "query": "x", "documents": []}, timeout=10)
         assert empty.status_code == 400 and "At least one text_pair" in empty.json()["error"]["message"]

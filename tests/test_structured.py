@@ -593,6 +593,7 @@ def test_a_model_class_is_a_tool_whose_arguments_are_its_fields() -> None:
         assert "expected a string, got number 1" in ts.prepare(cls.__name__, '{"query": 1}')
 
 
+@pytest.mark.parametrize("vllm_server", [{"model": "m"}], indirect=True)  # (the model builder() names)
 def test_the_fake_server_answers_typed_requests_with_valid_examples(vllm_server: Any) -> None:
     with VllmClient(vllm_server.url) as client:
         assert builder(client).response_format(Order).send().parsed == Order(0, [], "text")

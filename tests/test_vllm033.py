@@ -54,7 +54,7 @@ async def events_of(kind: str, stream: Any) -> list[Any]:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_weight_versions_are_read_on_each_choice(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         r = await call(c.chat.completions().create().user_message("hi").return_weight_versions().send())
         assert server.requests[-1].body["return_weight_versions"] is True
@@ -73,7 +73,7 @@ async def test_weight_versions_are_read_on_each_choice(kind: str) -> None:
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_kv_transfer_params_come_back_on_the_answer(kind: str) -> None:
     params = {"do_remote_prefill": True, "remote_engine_id": "e1"}
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         r = await call(c.chat.completions().create().user_message("hi").kv_transfer_params(params).send())
         assert r.kv_transfer_params == params
@@ -93,7 +93,7 @@ def _sse_chunks(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
 def test_fake_server_streams_the_033_chunk_keys(route: str) -> None:
     """kv_transfer_params null on every chunk and the value on the last; weight_versions only
     on each choice's finish chunk; a choice with no token gets a ``delta: {}`` finish chunk."""
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         body: dict[str, Any] = {"model": "m", "stream": True, "return_weight_versions": True, "n": 2,
                                 "kv_transfer_params": {"k": 1}, "stream_options": {"include_usage": True}}
         body.update({"messages": [{"role": "user", "content": "hi"}]} if route.startswith("chat") else
@@ -113,7 +113,7 @@ def test_fake_server_streams_the_033_chunk_keys(route: str) -> None:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_a_500_is_an_internal_server_error_whatever_the_wording(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         server.fail(500)
         c = client(kind, server)
         with pytest.raises(InternalServerError) as e:
@@ -128,7 +128,7 @@ async def test_a_500_is_an_internal_server_error_whatever_the_wording(kind: str)
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_responses_033_fields_are_sent(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         b = (c.responses().create().input("hi").prompt_cache_options({"mode": "explicit", "prewarm": True})
              .prompt_cache_retention("24h").safety_identifier("user-1").spaces_between_special_tokens(False)
@@ -150,7 +150,7 @@ async def test_responses_033_fields_are_sent(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_responses_stream_cut_by_max_output_tokens_ends_incomplete(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         b = c.responses().create().input("tell me a long story").max_output_tokens(3)
         r = await call(b.send())
@@ -169,7 +169,7 @@ async def test_responses_stream_cut_by_max_output_tokens_ends_incomplete(kind: s
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_decisions_answers_typed_questions(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         r = await call(c.decisions().create().model("m").input("Buy cheap pills now!!!")
                        .predicate("Is this spam?", name="spam")
@@ -199,7 +199,7 @@ async def test_decisions_answers_typed_questions(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_decisions_refuses_bad_questions_before_sending(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         b = c.decisions().create().model("m")
         for bad in (lambda: b.input([{"role": "assistant", "content": "x"}]), lambda: b.input(3),
@@ -218,7 +218,7 @@ async def test_decisions_refuses_bad_questions_before_sending(kind: str) -> None
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_decisions_501_is_not_supported_and_not_retried(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         server.fail(501, {"error": {"message": "This model has no decisions strategy.", "type": "NotImplementedError",
                                     "param": None, "code": 501}}, path="/v1/decisions")
         c = client(kind, server, max_retries=3)
@@ -235,7 +235,7 @@ async def test_decisions_501_is_not_supported_and_not_retried(kind: str) -> None
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_token_embeddings_are_multi_vectors(kind: str) -> None:
-    with FakeVllmServer(token_embed=True, embedding_dim=8) as server:
+    with FakeVllmServer(model="m", token_embed=True, embedding_dim=8) as server:
         c = client(kind, server)
         r = await call(c.embeddings().create().model("m").input(["one two three", "four"]).send())
         assert r.multi_vector and r.embeddings == []
@@ -268,7 +268,7 @@ def test_token_embeddings_numpy_shapes() -> None:
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_batch_chat_refuses_fields_its_route_does_not_take(kind: str) -> None:
-    with FakeVllmServer() as server:
+    with FakeVllmServer(model="m") as server:
         c = client(kind, server)
         convs = [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
         b = c.chat.completions().create().tools([{"type": "function", "function": {"name": "f", "parameters": {}}}])
@@ -333,7 +333,7 @@ def test_server_info_check_cli(capsys: pytest.CaptureFixture[str], monkeypatch: 
 
 @pytest.mark.parametrize("kind", CLIENTS)
 async def test_check_server_without_openapi_says_so(kind: str) -> None:
-    with FakeVllmServer() as server:  # serves no /openapi.json
+    with FakeVllmServer(model="m") as server:  # serves no /openapi.json
         c = client(kind, server)
         with pytest.raises(NotFoundError, match="publishes no /openapi.json"):
             await call(c.check_server())

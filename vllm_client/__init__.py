@@ -96,8 +96,10 @@ from ._exceptions import (
     UnprocessableEntityError,
     VllmError,
 )
+from ._media import MAX_MEDIA_BYTES, data_url
 from ._observe import RequestInfo, ResponseInfo, Timing, configure_from_env
 from ._openapi import ServerCheck
+from ._raw import AsyncRawStream, RawResponse, RawStream
 from ._stream import AsyncChatStream, ChatStream
 from ._sync import VllmClient
 from ._transports import (
@@ -184,6 +186,9 @@ __all__ = [
     "VllmClient",
     "AsyncVllmClient",
     "Timeout",
+    # local media files (read only when asked for)
+    "data_url",
+    "MAX_MEDIA_BYTES",
     # builders
     "ChatCompletionBuilder",
     "CompletionBuilder",
@@ -237,6 +242,10 @@ __all__ = [
     "Metrics",
     "ToolCall",
     "Usage",
+    # any route: client.request()
+    "RawResponse",
+    "RawStream",
+    "AsyncRawStream",
     # streaming
     "ChatStream",
     "AsyncChatStream",

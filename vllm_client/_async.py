@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import os
+import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, NoReturn, overload
 
-from ._batch import Progress, iter_batch, known_length, prepared, run_batch
+from ._batch import iter_batch, known_length, library_progress, prepared, run_batch
+from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import AsyncAudio
@@ -41,9 +44,10 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError
+from ._exceptions import VllmError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
+from ._raw import AsyncRawStream, RawResponse, check_raw_request, raw_response
 from ._transports import AsyncTransport
 from ._transports.aiohttp import AiohttpTransport
 
@@ -89,6 +93,10 @@ class AsyncVllmClient(ClientCore):
     chat: AsyncChat
     audio: AsyncAudio
 
+    def _use_transport(self, transport: Any, default: Callable[..., Any], **options: Any) -> Any:
+        self._created_at = _created_at()  # (where the client is made: for the warning of one never closed)
+        return super()._use_transport(transport, default, **options)
+
     def __repr__(self) -> str:
         return self._repr()
 
@@ -115,7 +123,7 @@ class AsyncVllmClient(ClientCore):
                 continue
             try:
                 value = await send(step)  # type: ignore[arg-type]
-            except APIConnectionError as e:
+            except VllmError as e:  # (a transport's typed error: thrown in, so the flow closes what it opened)
                 error = e
 
     async def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
@@ -141,7 +149,26 @@ class AsyncVllmClient(ClientCore):
         """Like ``batch`` but yields ``(position, result)`` as each request finishes."""
         items = prepared(requests)  # a list is checked whole, any other iterable taken lazily
         return iter_batch(self, items, concurrency=concurrency, max_requests_per_second=max_requests_per_second,
-                          progress=Progress(known_length(items), enabled=progress))
+                          progress=library_progress(known_length(items), progress))
+
+    @overload
+    async def request(self, method: str, path: str, *, json: Any = None, stream: Literal[False] = False,
+                      headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawResponse: ...
+
+    @overload
+    async def request(self, method: str, path: str, *, json: Any = None, stream: Literal[True],
+                      headers: Mapping[str, str] | None = None,
+                      timeout: TimeoutTypes = None) -> AsyncRawStream: ...
+
+    async def request(self, method: str, path: str, *, json: Any = None, stream: bool = False,
+                      headers: Mapping[str, str] | None = None,
+                      timeout: TimeoutTypes = None) -> RawResponse | AsyncRawStream:
+        """Call any route with the client's retries, timeouts, typed errors, timings and hooks
+        (see ``VllmClient.request``); with ``stream=True`` an ``AsyncRawStream`` of SSE events."""
+        m, route, root, hdrs, t = check_raw_request(method, path, headers, timeout)
+        response, url = await self._run(self.raw_flow(m, route, json, stream=bool(stream), headers=hdrs,
+                                                      timeout=t, root=root))
+        return AsyncRawStream(response, url) if stream else raw_response(response, url)
 
     @endpoint
     def completions(self) -> Creator[AsyncCompletionBuilder]:
@@ -266,10 +293,37 @@ class AsyncVllmClient(ClientCore):
                         tb: TracebackType | None) -> None:
         await self.aclose()
 
+    def __enter__(self) -> NoReturn:
+        raise TypeError("AsyncVllmClient is used with `async with AsyncVllmClient(...) as client:` "
+                        "(inside a coroutine), not `with`; VllmClient is the synchronous client")
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        pass  # (never reached: __enter__ raises; defined so that `with` calls __enter__)
+
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
         if getattr(self, "_closed", True) or not getattr(self, "_owns_transport", False):
             return
-        if isinstance(transport, AiohttpTransport) and transport._session is not None:
-            warnings.warn("AsyncVllmClient was not closed: use `async with AsyncVllmClient(...)` "
-                          "or `await client.aclose()`", ResourceWarning, stacklevel=1)
+        if not isinstance(transport, AiohttpTransport):
+            return
+        loop = transport._loop
+        if not transport._abandon():  # (closes the connections; aiohttp's own warning is not shown)
+            return
+        where = getattr(self, "_created_at", None)
+        message = (f"AsyncVllmClient{f' created at {where}' if where else ''} was never closed: use "
+                   "`async with AsyncVllmClient(...) as client:` or `await client.aclose()` when done")
+        try:
+            warnings.warn(message, ResourceWarning, stacklevel=1, source=self)
+            if loop is not None and not loop.is_closed():  # shown even where ResourceWarning is not
+                loop.call_exception_handler({"message": message})
+        except Exception:
+            pass
+
+
+def _created_at() -> str | None:
+    """``file:line`` of the code outside this package that is creating a client."""
+    f: Any = sys._getframe(2)
+    package = os.path.dirname(os.path.abspath(__file__))
+    while f is not None and f.f_code.co_filename.startswith(package):
+        f = f.f_back
+    return None if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"

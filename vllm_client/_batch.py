@@ -22,8 +22,8 @@ from ._endpoints import parsers
 from ._exceptions import InvalidRequestError
 from ._validate import check_finite
 
-__all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress", "sync_batch",
-           "sync_batch_iter", "run_in_thread", "prepared", "known_length", "summary_text", "output_tokens"]
+__all__ = ["BatchRequest", "to_batch_request", "run_batch", "iter_batch", "Progress", "library_progress",
+           "sync_batch", "sync_batch_iter", "run_in_thread", "prepared", "known_length", "summary_text", "output_tokens"]
 
 
 def _raw(obj: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +111,8 @@ class Progress:
         self.latencies: dict[int, int] = {}  # latency bucket (1 % wide, log scale) -> requests
         self.ttfts: dict[int, int] = {}  # the same for times to first byte/token, when given
         self.start = time.monotonic()
-        self._last = 0.0
+        self._last = self.start  # the first line after ``every`` seconds (a short job: only the final one)
+        self._drawn: int | None = None  # ``done`` when a line was last drawn
 
     def update(self, error: bool = False, latency: float | None = None, tokens: int = 0,
                ttft: float | None = None) -> None:
@@ -163,6 +164,7 @@ class Progress:
         return out
 
     def _draw(self, now: float) -> None:
+        self._drawn = self.done
         text = self.line(now)
         if self.tty:
             width = 24
@@ -173,12 +175,32 @@ class Progress:
         self.out.flush()
 
     def close(self) -> None:
-        """Draw the final state."""
+        """Draw the final state (once: not again when the last line drawn already shows it)."""
         if self.enabled:
-            self._draw(time.monotonic())
+            self.enabled = False
+            if self._drawn is None and not self.done:
+                return  # nothing was sent (nothing left to do): no "0/0" line
+            if self.tty or self._drawn != self.done:
+                self._draw(time.monotonic())
             if self.tty:
                 self.out.write("\n")
             self.out.flush()
+
+    def discard(self) -> None:
+        """Draw nothing more, and wipe a bar already drawn on a terminal."""
+        if self.enabled and self.tty and self._drawn is not None:
+            self.out.write("\r\033[K")
+            self.out.flush()
+        self.enabled = False
+
+
+def library_progress(total: int | None, enabled: bool) -> Progress:
+    """The progress of ``batch()`` / ``batch_iter()``: drawn only when asked, on a terminal
+    (stderr), and for a non-empty input (the CLI draws plain lines elsewhere too)."""
+    bar = Progress(total, enabled=enabled)
+    if not bar.tty or total == 0:
+        bar.enabled = False
+    return bar
 
 
 _PER_LOG = 1 / math.log(1.01)  # latency buckets per unit of log(seconds): 1 % wide
@@ -359,7 +381,7 @@ async def run_batch(client: Any, requests: Iterable[Any], *, concurrency: int = 
     requests = prepared(requests)
     total = known_length(requests)
     results: list[Any] = [None] * (total or 0)
-    bar = Progress(total, enabled=progress)
+    bar = library_progress(total, progress)
     async for i, result in iter_batch(client, requests, concurrency=concurrency,
                                       max_requests_per_second=max_requests_per_second, progress=bar):
         if i >= len(results):
@@ -439,7 +461,7 @@ def sync_batch_iter(client: Any, requests: Iterable[Any], *, concurrency: int, p
         try:
             async with client._async_twin() as twin:
                 it = iter_batch(twin, requests, concurrency=concurrency,
-                                progress=Progress(known_length(requests), enabled=progress),
+                                progress=library_progress(known_length(requests), progress),
                                 max_requests_per_second=max_requests_per_second)
                 async for pair in it:
                     if stop.is_set():

@@ -15,7 +15,12 @@ Input lines: ``{"custom_id", "method", "url", "body"}``. Output lines, as vLLM's
   last line and any garbage, and then sends exactly those requests again.
 - A server that cannot be reached at the start ends the job at once, writing nothing; one
   that dies mid-job (50 connection failures in a row, or 15 s of them without an answer)
-  stops the job, which the same command resumes.
+  stops the job, which the same command resumes. Before stopping, the job asks the server's
+  ``/health`` once (no retries, 5 s): any HTTP answer means the failures were transient (a
+  connection reset), and the job goes on.
+- ``-`` (or a pipe, a FIFO, ``/dev/stdin``) as input is read once, as it comes (no line count
+  for the progress line); ``-`` (or ``/dev/stdout``, a pipe, a FIFO) as output is written to
+  as is (nothing to resume from). The output being the input file is refused.
 - Bad input lines are reported as ``line N`` and skipped.
 """
 
@@ -23,20 +28,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
+import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TextIO
+from collections.abc import Callable, Generator, Iterator
+from typing import IO, Any, TextIO
 
 import orjson
 
+from . import _json
 from ._batch import Progress, iter_batch, summary_text
+from ._config import Timeout
 from ._connection import cli_connection
 from ._exceptions import APIConnectionError, APIStatusError, InvalidRequestError
 from ._retry import should_retry_status
-from ._urls import redact_url
+from ._urls import redact_url, server_root
 
 # Error records (no HTTP answer) of these kinds are not done: a re-run sends their requests again.
 RETRYABLE_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
@@ -72,7 +81,7 @@ def _scan(path: str, keep: Callable[[bytes], Any] | None) -> tuple[set[bytes], i
     with open(path, "rb") as f:
         for line in f:
             try:
-                obj = orjson.loads(line)
+                obj = _json.loads(line)
             except orjson.JSONDecodeError:
                 obj = None
             cid = record_id(obj)
@@ -126,6 +135,42 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+STDIO = "-"  # the input / output name for stdin / stdout
+
+
+@contextlib.contextmanager
+def open_input(path: str) -> Generator[IO[bytes], None, None]:
+    """The input, opened once: ``-`` is stdin (left open)."""
+    if path == STDIO:
+        yield sys.stdin.buffer
+        return
+    with open(path, "rb") as f:
+        yield f
+
+
+def _stat(path: str, fd: int) -> os.stat_result | None:
+    try:
+        return os.fstat(fd) if path == STDIO else os.stat(path)
+    except OSError:
+        return None
+
+
+def is_regular(path: str, fd: int) -> bool:
+    """Whether ``path`` (``-``: the stream ``fd``) is a regular file that can be read twice, not
+    a pipe, a FIFO, a terminal or a device (``/dev/stdin``, ``<(...)``)."""
+    if path != STDIO and path.startswith(("/dev/", "/proc/")):
+        return False
+    st = _stat(path, fd)
+    return st is not None and stat.S_ISREG(st.st_mode)
+
+
+def same_file(input_path: str, output_path: str) -> bool:
+    """Whether the output names the input file (links, ``-`` and ``/dev/std*`` included)."""
+    a, b = _stat(input_path, 0), _stat(output_path, 1)
+    return (a is not None and b is not None and stat.S_ISREG(a.st_mode)
+            and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino))
+
+
 def count_lines(path: str) -> int:
     """Lines in a file (constant memory), for the progress line's total."""
     n = 0
@@ -152,7 +197,7 @@ class Input:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         seen, done, progress = self.seen, self.done, self.progress
-        with open(self.path, "rb") as f:
+        with open_input(self.path) as f:
             for n, raw in enumerate(f, 1):
                 obj, problem = _parse_line(raw)
                 cid: str = obj["custom_id"] if problem is None else ""
@@ -181,7 +226,7 @@ def _parse_line(raw: bytes) -> tuple[Any, str | None]:
     if not raw.strip():
         return None, ""
     try:
-        obj = orjson.loads(raw)
+        obj = _json.loads(raw)
     except orjson.JSONDecodeError as e:
         return None, f"invalid JSON ({e})"
     return obj, _check_line(obj)
@@ -249,10 +294,39 @@ class Watchdog:
                 return f"the server stopped answering: no answer for {quiet:.0f} s (last: {why})"
             return None
         if not isinstance(result, InvalidRequestError):  # an answer: a response or an HTTP error
-            self.answered = True
-            self.in_a_row = 0
-            self.last_answer = self.clock()
+            self.alive()
         return None
+
+    def alive(self) -> None:
+        """The server answered (a result, or the ``/health`` probe after failures)."""
+        self.answered = True
+        self.in_a_row = 0
+        self.last_answer = self.clock()
+
+
+PROBE_TIMEOUT = 5.0  # seconds for the /health probe that tells a transient failure from a dead server
+
+
+def _probe_flow(client: Any, url: str) -> Generator[Any, Any, bool]:
+    req = client.prepare("GET", "/health", root=True, timeout=Timeout(connect=PROBE_TIMEOUT, read=PROBE_TIMEOUT))
+    req.url = server_root(url) + "/health"
+    try:
+        yield req
+    except APIConnectionError:
+        return False
+    return True
+
+
+async def server_answers(client: Any) -> bool:
+    """Whether a server of the job answers HTTP at all (any status): ``GET /health`` on each
+    replica in turn, once, no retries."""
+    for url in client.base_urls:
+        try:
+            if await client._run(_probe_flow(client, url)):
+                return True
+        except Exception:  # noqa: BLE001 (any failure of the probe: not an answer)
+            continue
+    return False
 
 
 def _write(fd: int, data: bytes) -> None:
@@ -276,14 +350,27 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
     client = AsyncVllmClient(urls if len(urls) > 1 else urls[0], api_key=args.api_key, default_model=args.model,
                              timeout=args.timeout, max_retries=args.max_retries,
                              **cli_connection(args))  # bad options: before any I/O
-    done = read_done(args.output, err)
+    problem = input_problem(args.input)
+    if problem is not None:
+        err.write(f"batch: {problem}\n")
+        await client.aclose()
+        return 1
+    if same_file(args.input, args.output):
+        err.write(f"batch: the output {args.output} is the input file; give another -o (the input is left as is)\n")
+        await client.aclose()
+        return 2
+    # A pipe, a FIFO or stdout as output: written as is, nothing to resume from (reading it back would hang).
+    to_stream = args.output == STDIO or (os.path.exists(args.output) and not is_regular(args.output, 1))
+    done = set() if to_stream else read_done(args.output, err)
     already = len(done)
-    progress = Progress(count_lines(args.input), enabled=not args.no_progress, out=err)
+    # A pipe or FIFO as input is read once, as it comes: no line count for the progress line.
+    total = count_lines(args.input) if is_regular(args.input, 0) else None
+    progress = Progress(total, enabled=not args.no_progress, out=err)
     source = Input(args.input, done, err, progress)
     watchdog = Watchdog()
     stopped: str | None = None
-    errors = written = 0
-    fd = os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    errors = retryable = written = 0
+    fd: int | None = None  # the output is opened with the first record: a job that writes none creates no file
     try:
         async with client:
             results = iter_batch(client, source, concurrency=args.concurrency, progress=progress,
@@ -292,26 +379,49 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
                 async for i, result in results:
                     cid = source.ids.pop(i)
                     stopped = watchdog.note(result)
+                    if stopped is not None and await server_answers(client):
+                        watchdog.alive()  # the server answers: a transient failure (a reset), go on
+                        stopped = None
                     if stopped is not None:
+                        if not watchdog.answered:
+                            progress.discard()  # down from the start: the one line below says it all
                         break  # what is in flight is cancelled, and not written
                     if isinstance(result, Exception):
                         errors += 1
-                    _write(fd, orjson.dumps(output_line(cid, result)) + b"\n")
+                        record = output_line(cid, result)
+                        retryable += not is_done(record)
+                    else:
+                        record = output_line(cid, result)
+                    if fd is None:
+                        fd = os.dup(sys.stdout.fileno()) if args.output == STDIO else \
+                            os.open(args.output, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                    try:
+                        _write(fd, _json.dumps(record) + b"\n")
+                    except BrokenPipeError:
+                        stopped = "the output was closed (broken pipe)"
+                        break
                     written += 1
             finally:
                 await results.aclose()  # type: ignore[attr-defined]
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
     summary = progress.summary()
     summary.update({"written": written, "skipped_done": source.skipped, "bad_lines": source.bad,
                     "stopped": stopped})
     if args.summary_json:
         with open(args.summary_json, "wb") as f:
             f.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+    where = ", ".join(redact_url(u) for u in client.base_urls)
+    if stopped is not None and not watchdog.answered:
+        why = stopped.removeprefix("cannot reach the server (").removesuffix(")")
+        why = why.split(": ", 1)[-1] if why.startswith(("could not reach", "timed out")) else why
+        err.write(f"batch: cannot reach the server at {where} ({why}); is it running? Give its URL with "
+                  f"--base-url or VLLM_BASE_URL. nothing was written to {args.output}\n")
+        return 1
     if source.skipped or already:
         err.write(f"batch: {source.skipped} request(s) already in {args.output}; skipped\n")
     if stopped is not None:
-        where = ", ".join(redact_url(u) for u in client.base_urls)
         err.write(f"batch: stopped: {stopped}; server {where}. {written} result(s) written to {args.output}; "
                   "run the same command again to resume\n")
         return 1
@@ -320,5 +430,21 @@ async def _run(args: argparse.Namespace, err: TextIO) -> int:
         return 1 if source.bad else 0
     err.write(summary_text(summary))
     err.write(f"batch: {written} request(s) written to {args.output}; {errors} failed; {source.bad} bad line(s)"
-              + (" (run the same command again to retry the retryable failures)" if errors else "") + "\n")
+              + (f" (run the same command again to retry the {retryable} retryable failure(s))" if retryable else "")
+              + "\n")
     return 1 if errors or source.bad else 0
+
+
+def input_problem(path: str) -> str | None:
+    """What makes the input unreadable, in one line (None when it can be read)."""
+    if path == "-":
+        return None
+    try:
+        os.stat(path)
+    except OSError as e:
+        return f"cannot read the input {path}: {e.strerror or e}"
+    if os.path.isdir(path):
+        return f"cannot read the input {path}: it is a directory"
+    if not os.access(path, os.R_OK):
+        return f"cannot read the input {path}: permission denied"
+    return None

@@ -38,10 +38,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """Stream one reply, or an interactive multi-turn session when no prompt is given."""
     import orjson
 
+    prompt = " ".join(args.prompt)
+    if not prompt and not _is_terminal(sys.stdin):  # piped: the whole input is one message
+        prompt = sys.stdin.read()
+        if not prompt.strip():
+            sys.stderr.write("vllm-client: nothing to send: the piped input is empty\n")
+            return 1
     with _client(args) as client:
         conv = client.chat.conversation(system=args.system)
-        if args.prompt:
-            prompt = " ".join(args.prompt)
+        if prompt:
             if args.json:
                 r = conv.send(prompt, builder=_chat_builder(client, args, conv.builder()))
                 sys.stdout.write(orjson.dumps(r.raw, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -55,6 +60,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
                 sys.stderr.write(f"[{stats_line(stream.timing)}]\n")
             return 0
         return _interactive(client, conv, args)
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # closed, or not a real file
+        return False
 
 
 def _interactive(client: Any, conv: Any, args: argparse.Namespace) -> int:
@@ -229,6 +241,26 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return run_batch_cli(args)
 
 
+def cmd_fake_server(args: argparse.Namespace) -> int:
+    """Serve FakeVllmServer in the foreground until Ctrl-C (or SIGTERM)."""
+    import signal
+    import threading
+
+    from .testing import FakeVllmServer
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with FakeVllmServer(model=args.model, port=args.port) as server:
+        print(f"FakeVllmServer (model {server.model!r}) serving at {server.url}", flush=True)
+        sys.stderr.write(f"try: VLLM_BASE_URL={server.url} vllm-client chat \"Hi\"   (Ctrl-C stops the server)\n")
+        sys.stderr.flush()
+        while not stop.wait(3600):
+            pass
+    sys.stderr.write("stopped\n")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Walk through the SDK against a built-in fake server, or a real one."""
     from ._demo import run_demo
@@ -260,11 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--proxy", default=None, metavar="URL",
                      help="proxy for every request (instead of $HTTPS_PROXY / $HTTP_PROXY / $ALL_PROXY)")
 
+    from ._version import __version__
+
     p = argparse.ArgumentParser(prog="vllm-client", description="Talk to vLLM or any OpenAI-compatible server.")
+    p.add_argument("--version", action="version", version=f"vllm-client {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     c = sub.add_parser("chat", parents=[common], help="stream a reply (interactive when no prompt is given)")
-    c.add_argument("prompt", nargs="*", help="the message; omit for an interactive session")
+    c.add_argument("prompt", nargs="*", help="the message; omit for an interactive session on a terminal "
+                                              "(piped input is sent as one message)")
     c.add_argument("--system", default=None, help="system prompt")
     c.add_argument("--temperature", type=float, default=None)
     c.add_argument("--max-tokens", type=int, default=None)
@@ -320,11 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
                "that stops answering mid-job (50 connection failures in a row, or 15 s of failures without "
                "an answer) stops it with exit status 1: run the same command again once it is back.")
     b.add_argument("input", nargs="*",
-                   help="input JSONL: custom_id, method, url, body per line (read lazily); with --ray, "
-                        "several files or globs")
+                   help="input JSONL: custom_id, method, url, body per line (read lazily; '-': stdin); with "
+                        "--ray, several files or globs")
     b.add_argument("-o", "--output", required=True,
-                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others); "
-                        "with --ray, a directory")
+                   help="output JSONL (appended; re-runs skip the done custom_ids and retry the others; "
+                        "'-': stdout); with --ray, a directory")
     b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on Ray (pip install 'ray[data]', or pip install -e '.[ray]' in a checkout): a local Ray, or the cluster at ADDRESS "
                         "('auto', 'ray://host:10001')")
@@ -341,6 +377,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the closing summary (requests ok/failed, wall time, requests/s, output "
                         "tokens/s, latency p50/p90/p99) as JSON to PATH")
     b.set_defaults(func=cmd_batch)
+
+    fs = sub.add_parser("fake-server", help="serve FakeVllmServer (no GPU) in the foreground, for trying "
+                                            "the CLI and your code; Ctrl-C stops it")
+    fs.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks a free one)")
+    fs.add_argument("--model", default="fake-model", help="the model name it serves (default fake-model)")
+    fs.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    fs.set_defaults(func=cmd_fake_server)
 
     d = sub.add_parser("demo", parents=[common],
                        help="a guided tour against a built-in fake server (or --base-url / $VLLM_BASE_URL)")
@@ -366,8 +409,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if getattr(args, "debug", False):
             raise
-        from ._exceptions import VllmError
+        from ._exceptions import APIConnectionError, VllmError
 
+        if isinstance(e, APIConnectionError) and not hasattr(e, "partial"):
+            sys.stderr.write(f"vllm-client: {type(e).__name__}: {connection_hint(e, args)}\n")
+            return 1
         kind = type(e).__name__ if isinstance(e, VllmError) else f"unexpected {type(e).__name__}"
         sys.stderr.write(f"vllm-client: {kind}: {_one_line(e)}\n")
         return 1
+
+
+def base_url_source(args: argparse.Namespace) -> tuple[str, str]:
+    """The base URL the command uses and where it came from."""
+    if getattr(args, "base_url", None):
+        return args.base_url, "--base-url"
+    for name in ("VLLM_BASE_URL", "OPENAI_BASE_URL"):
+        if os.environ.get(name):
+            return os.environ[name], f"${name}"
+    return "http://localhost:8000/v1", "the default"
+
+
+def connection_hint(e: BaseException, args: argparse.Namespace) -> str:
+    """One line for a server that cannot be reached: which URL, why, and how to point elsewhere."""
+    from ._urls import redact_url
+
+    url, source = base_url_source(args)
+    text = _one_line(e)
+    where = getattr(e, "url", None)
+    why = text.split(f"{redact_url(where)}: ", 1)[-1] if where else text
+    return (f"cannot reach the server at {redact_url(url)} ({source}): {why}; is it running? "
+            "Give its URL with --base-url or VLLM_BASE_URL")

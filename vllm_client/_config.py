@@ -64,7 +64,7 @@ def to_timeout(value: TimeoutTypes, *, what: str = "timeout") -> Timeout:
 def resolve_base_url(base_url: str | None) -> str:
     """The base URL to use: the argument, else $VLLM_BASE_URL, $OPENAI_BASE_URL, the default.
 
-    Checks that it is an http(s) URL with a host; drops a trailing slash.
+    Checks that it is an http(s) URL with a host and no query or fragment; drops a trailing slash.
     """
     url = base_url or os.environ.get("VLLM_BASE_URL") or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
     if not isinstance(url, str):
@@ -77,6 +77,10 @@ def resolve_base_url(base_url: str | None) -> str:
         )
     if any(c in url for c in "\r\n\t "):
         raise InvalidRequestError(f"base_url={redact_url(url)!r}: contains whitespace or line breaks")
+    if "?" in url or "#" in url:  # every path is appended to the base URL: a query would swallow it
+        # (not shown: a query may hold a key, and a '#' in an unescaped password breaks redaction)
+        raise InvalidRequestError("base_url: has a '?query' or '#fragment', which would end up before every "
+                                  "request's path; give the server's URL alone, e.g. http://host:8000/v1")
     return url.rstrip("/")
 
 

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from . import _json
 from ._config import (
     Timeout,
     TimeoutTypes,
@@ -240,7 +241,10 @@ class ClientCore:
             try:
                 data = orjson.dumps(body)
             except TypeError as e:
-                raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
+                try:  # an integer beyond 64 bits (orjson refuses it): written exactly
+                    data = _json.dumps(body)
+                except TypeError:
+                    raise InvalidRequestError(f"request body is not JSON-serializable: {e}") from None
             # orjson writes NaN and +-inf as null: refuse them. A null value follows ':', '[' or ','
             # (orjson writes no spaces); "null" in a string (a JSON schema's {"type": "null"}) does not.
             # (find(), not ``in``: bytes.__contains__ first tries the needle as an int, and raises and
@@ -254,6 +258,16 @@ class ClientCore:
     # -- flows ---------------------------------------------------------------
 
     def send_flow(self, request: PreparedRequest) -> Flow[Response]:
+        """``_send_flow`` (the retry policy), the request first given the W3C trace context of the
+        current OpenTelemetry span when instrumented: what every flow but the two hot ones
+        (``request_flow``, ``stream_flow``, which check for OpenTelemetry already) sends with.
+        A plain function: no generator of its own."""
+        otel = state.otel
+        if otel is not None:
+            otel.inject(request)
+        return self._send_flow(request)
+
+    def _send_flow(self, request: PreparedRequest) -> Flow[Response]:
         """Send with the retry policy; return the first non-error Response, or raise the typed error.
 
         Connection errors and 408/409/429/5xx are retried (honouring Retry-After);
@@ -387,7 +401,7 @@ class ClientCore:
         otel = state.otel
         try:
             if otel is None:  # (json_flow inlined: one generator fewer per request)
-                return _parsed((yield from self.send_flow(req)), req, parse, what)
+                return _parsed((yield from self._send_flow(req)), req, parse, what)
             result: T = yield from otel.traced_flow(self, req, body, self.json_flow(req, parse, what))
             return result
         except APIStatusError as e:
@@ -410,9 +424,17 @@ class ClientCore:
                            root=builder._root)
         otel = state.otel
         if otel is None:
-            response = yield from self.send_flow(req)
+            response = yield from self._send_flow(req)
         else:
-            response = yield from otel.traced_flow(self, req, body, self.send_flow(req), stream=True)
+            response = yield from otel.traced_flow(self, req, body, self._send_flow(req), stream=True)
+        return response, redact_url(req.url)
+
+    def raw_flow(self, method: str, path: str, body: Any, *, stream: bool, headers: Mapping[str, str] | None,
+                 timeout: Timeout | None, root: bool) -> Flow[tuple[Response, str]]:
+        """``client.request()``: any route, with the retry policy, timings, hooks and typed errors;
+        the Response (open when streamed) and its URL without credentials."""
+        req = self.prepare(method, path, body, stream=stream, headers=headers, timeout=timeout, root=root)
+        response = yield from self.send_flow(req)
         return response, redact_url(req.url)
 
 

@@ -39,6 +39,7 @@ from typing import Any
 
 import orjson
 
+from . import _json
 from ._urls import redact_url
 
 __all__ = [
@@ -194,10 +195,23 @@ class APIStatusError(VllmError):
     def _summary(self) -> str:
         where = f" from {self.method} {self.url}" if self.url else ""
         msg = _one_line(self.message) if self.message else "(empty body)"
-        hint = _HINTS.get(self.status_code)
+        hint = _HINTS.get(self.status_code) if self.status_code != 404 else self._hint_404()
         if hint is None and self.status_code >= 500:
             hint = "the server failed; retry later or check the server log"
         return f"HTTP {self.status_code}{where}: {msg}" + (f" ({hint})" if hint else "")
+
+    def _hint_404(self) -> str | None:
+        """A 404 blames the model only when the server said so; a framework 404 names the route."""
+        msg = (self.message or "").lower()
+        if self.param == "model" or ("model" in msg and ("not exist" in msg or "not found" in msg)):
+            return "check the model name: `vllm-client models` or client.models() lists the served ones"
+        if self.body == {"detail": "Not Found"} or not self.message or msg in ("not found", "404 not found"):
+            from urllib.parse import urlsplit
+
+            route = urlsplit(self.url).path if self.url else "this route"
+            return (f"the server has no route {route}: check the base URL (vLLM serves its API under /v1) "
+                    "and that the server supports it")
+        return None
 
     @property
     def request_id(self) -> str | None:
@@ -248,7 +262,6 @@ class NotSupportedError(InternalServerError):
 _HINTS = {
     401: "check the API key (api_key= or $VLLM_API_KEY)",
     403: "the API key is not allowed to do this",
-    404: "check the model name and the base URL",
     429: "rate limited; slow down or raise max_retries",
     501: "the server does not support this request for its model",
 }
@@ -431,7 +444,7 @@ def decode_body(body: bytes) -> Any:
     stripped = body.lstrip()
     if stripped[:1] in (b"{", b"["):
         try:
-            return orjson.loads(body)
+            return _json.loads_body(body)
         except orjson.JSONDecodeError:
             pass
     return body.decode("utf-8", "replace")
@@ -479,15 +492,18 @@ def load_json_object(body: bytes, *, what: str, url: str | None = None, status: 
     """Parse a response body that must be a JSON object; typed errors otherwise (``url`` is
     redacted before it goes into one)."""
     try:
-        obj = orjson.loads(body)
+        obj = orjson.loads(body)  # (_json.loads_body, inlined: the per-request path)
     except orjson.JSONDecodeError as e:
-        preview = body[:200].decode("utf-8", "replace")
-        raise ResponseDecodeError(
-            f"{what}: the server's body is not valid JSON ({e}); it starts {preview!r}",
-            body=body.decode("utf-8", "replace"),
-            status_code=status,
-            url=url,
-        ) from None
+        try:  # NaN / Infinity, a number beyond a double: the standard library reads them
+            obj = _json.exact_loads(body, e)
+        except orjson.JSONDecodeError:
+            preview = body[:200].decode("utf-8", "replace")
+            raise ResponseDecodeError(
+                f"{what}: the server's body is not valid JSON ({e}); it starts {preview!r}",
+                body=body.decode("utf-8", "replace"),
+                status_code=status,
+                url=url,
+            ) from None
     if obj.__class__ is not dict:
         raise ResponseDecodeError(
             f"{what}: expected a JSON object, got {type(obj).__name__}", body=obj, status_code=status, url=url

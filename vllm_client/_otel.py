@@ -2,8 +2,11 @@
 
 Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install opentelemetry-api``,
 or ``pip install -e ".[otel]"`` in a checkout of this SDK).
-One CLIENT span per model call (chat, text completion, Responses, embeddings, rerank, score,
-classify, pooling; see ``_OPERATIONS``), named ``{operation} {model}``,
+Every request carries the W3C trace context (``traceparent``, ``tracestate``) of its span (or, for
+a request without one, of the current span), so a vLLM server with ``--otlp-traces-endpoint``
+continues the trace; a header the user set wins. One CLIENT span per model call (chat, text
+completion, Responses, embeddings, rerank, score, classify, pooling; see ``_OPERATIONS``), named
+``{operation} {model}``,
 covering every attempt: a retry is a span *event* ``gen_ai.client.retry`` (attempt, reason,
 wait), not a child span, since the SDK's attempts are not separate operations for the user and
 an event costs no extra span per request. A stream's span ends when the stream ends, breaks or
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 from opentelemetry import metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from . import _version
 from ._observe import state
@@ -50,6 +54,8 @@ _REQUEST_ATTRS = (  # body field -> attribute
     ("seed", "gen_ai.request.seed"),
     ("n", "gen_ai.request.choice.count"),
 )
+_PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent / tracestate
+_TRACE_HEADERS = ("traceparent", "tracestate")
 _DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
 _TOKEN_BUCKETS: list[float] = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 
@@ -82,14 +88,37 @@ class Instrumentation:
                                "Time to receive the first chunk of a streamed response", _DURATION_BUCKETS)
         self.capture_content = _capture_from_env() if capture_content is None else capture_content
 
+    def inject(self, request: Any) -> None:
+        """Put the W3C trace context (``traceparent``, ``tracestate``) of the request's span, else
+        of the current span, into its headers; a header the user set is kept as is."""
+        recorder = request.trace
+        span = recorder.span if recorder is not None else trace.get_current_span()
+        if not span.get_span_context().is_valid:
+            return
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+        if not carrier:
+            return
+        headers = request.headers
+        given = {k.lower() for k in headers if k.lower() in _TRACE_HEADERS}
+        if given >= carrier.keys():
+            return
+        headers = dict(headers)  # (never the client's shared default headers)
+        for k, v in carrier.items():
+            if k not in given:
+                headers[k] = v
+        request.headers = headers
+
     def traced_flow(self, client: Any, request: Any, body: dict[str, Any], flow: Generator[Any, Any, Any],
                     stream: bool = False) -> Generator[Any, Any, Any]:
         """Run ``flow`` (a request's) inside a span; a stream's span is handed to the stream."""
         operation = _OPERATIONS.get(request.path)
         if operation is None:
+            self.inject(request)  # (the current span's context)
             return (yield from flow)
         span = _Span(self, operation, request, body)
         request.trace = span
+        self.inject(request)
         try:
             result = yield from flow
         except BaseException as e:

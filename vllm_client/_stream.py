@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
+from . import _json
 from ._exceptions import (
     APIConnectionError,
     APITimeoutError,
@@ -29,6 +30,7 @@ from ._exceptions import (
     StreamTimeoutError,
     parse_error_object,
 )
+from ._json import exact_loads
 from ._observe import Timing, attach, header
 from ._sse import SSEDecoder, SSEEvent
 from ._transports.base import Response
@@ -247,8 +249,11 @@ class StreamAccumulator(Generic[R]):
                     self._tpl = None if self._tpl_tries < 4 else False
             try:  # a plain event's data: a chunk
                 obj = _loads(item)
-            except orjson.JSONDecodeError:
-                raise self._not_json(item) from None
+            except orjson.JSONDecodeError as e:
+                try:  # NaN / Infinity, a number beyond a double: the standard library reads them
+                    obj = exact_loads(item, e)
+                except orjson.JSONDecodeError:
+                    raise self._not_json(item) from None
             # The hot path, nearly every chunk of a chat stream: one choice whose delta is text
             # and nothing else, after the first chunk (vLLM: {"choices": [{"index": 0, "delta":
             # {"content": "..."}, "logprobs": null, "finish_reason": null, "token_ids": null}]}).
@@ -326,7 +331,7 @@ class StreamAccumulator(Generic[R]):
             self._on_items([data], out)
             return
         try:
-            parsed: Any = _loads(data)
+            parsed: Any = _json.loads_body(data)
         except orjson.JSONDecodeError:
             parsed = data.decode("utf-8", "replace")
         if name == "error":

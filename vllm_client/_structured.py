@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from . import _json
 from ._annotations import _is_enum, _is_pydantic, _isclass, _strip_annotated
 from ._convert import ConversionError, _convert
 from ._exceptions import InvalidRequestError, OutputParseError, ToolSchemaError
@@ -90,13 +91,13 @@ class StructuredOutput:
         if self._pydantic:
             return self._parse_pydantic(text)
         try:
-            value = orjson.loads(text)
+            value = _json.loads(text)
         except orjson.JSONDecodeError as e:
             inner = _unfence(text)
             if inner is None:
                 raise _not_json(text, str(e)) from None
             try:
-                value = orjson.loads(inner)
+                value = _json.loads(inner)
             except orjson.JSONDecodeError as e2:
                 raise _not_json(text, str(e2)) from None
         try:
@@ -240,7 +241,7 @@ def structured_output(tp: Any, *, strict: bool = True, where: str = "response_fo
 
 
 def _choice_text(value: Any) -> str:
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return value if isinstance(value, str) else _json.dumps(value).decode()
 
 
 def choice_output(tp: Any, *, where: str = "structured_outputs(choice=)") -> StructuredOutput:
@@ -307,7 +308,8 @@ def reask_flow(client: Any, builder: Any, retries: int) -> Generator[Any, Any, A
 
 _WS = re.compile(r"[ \t\r\n]*")
 _STR_CHUNK = re.compile(r'[^"\\]*')
-_NUMBER = re.compile(r"-?[0-9]*(?:\.[0-9]*)?(?:[eE][+-]?[0-9]*)?")
+_NUMBER = re.compile(r"[-+.eE0-9]*")  # the characters of a number (checked when it ends)
+_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 _LITERALS = {"t": ("true", True), "f": ("false", False), "n": ("null", None)}
 # what the parser expects next
@@ -326,7 +328,7 @@ class PartialJSON:
     re-joined only when it has grown by an eighth since last shown."""
 
     __slots__ = ("value", "started", "failed", "_skipped", "_want", "_stack", "_keys", "_buf", "_in_str", "_parts",
-                 "_str_len", "_shown_len", "_slot")
+                 "_str_len", "_shown_len", "_slot", "_num")
 
     def __init__(self) -> None:
         self.value: Any = None
@@ -342,6 +344,7 @@ class PartialJSON:
         self._str_len = 0
         self._shown_len = 0
         self._slot: Any = None  # (container, key/index) of the open value string, None at the root
+        self._num: list[str] | None = None  # the pieces of a number that may go on in the next feed
 
     def _attach(self, v: Any) -> None:
         stack = self._stack
@@ -368,15 +371,41 @@ class PartialJSON:
         else:
             slot[0][slot[1]] = text
 
+    def _number(self, text: str) -> bool:
+        """Attach a complete number (an integer exactly, whatever its size up to Python's 4300
+        digits); False when it is not a JSON number."""
+        try:
+            num = int(text) if _INT.fullmatch(text) else _json.loads(text)
+        except (ValueError, orjson.JSONDecodeError):  # (JSONDecodeError is a ValueError)
+            return False
+        if num.__class__ is not float and num.__class__ is not int:
+            return False
+        self._attach(num)
+        self._after_value()
+        return True
+
     def feed(self, text: str) -> bool:
         """Read the next piece of the text; True when ``value`` changed."""
         if self.failed or self._want == _DONE:
             return False
+        grew = False
+        num = self._num
+        if num is not None:  # a number that may go on: only the new text is scanned (linear)
+            j = _NUMBER.match(text).end()  # type: ignore[union-attr]
+            if j >= len(text):
+                num.append(text)
+                return False
+            self._num = None
+            num.append(text[:j])
+            if not self._number("".join(num)):
+                self.failed = True
+                return False
+            grew = True
+            text = text[j:]
         s = self._buf + text if self._buf else text
         self._buf = ""
         n = len(s)
         i = 0
-        grew = False
         str_grew = False
         stack = self._stack
         while i < n:
@@ -490,16 +519,12 @@ class PartialJSON:
                 elif c == "-" or "0" <= c <= "9":
                     j = _NUMBER.match(s, i).end()  # type: ignore[union-attr]
                     if j >= n:  # it may go on in the next piece
-                        self._buf = s[i:]
+                        self._num = [s[i:]]
                         break
-                    try:
-                        num = orjson.loads(s[i:j])
-                    except orjson.JSONDecodeError:
+                    if not self._number(s[i:j]):
                         self.failed = True
                         break
-                    self._attach(num)
                     grew = True
-                    self._after_value()
                     i = j
                 elif c in _LITERALS:
                     word, lit = _LITERALS[c]

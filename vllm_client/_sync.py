@@ -9,8 +9,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal, overload
 
+from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import Audio
@@ -39,9 +40,10 @@ from ._endpoints.server import (
     unload_lora_flow,
     version_flow,
 )
-from ._exceptions import APIConnectionError, InvalidRequestError
+from ._exceptions import InvalidRequestError, VllmError
 from ._observe import HookCall
 from ._openapi import ServerCheck, check_flow
+from ._raw import RawResponse, RawStream, check_raw_request, raw_response
 from ._transports import RequestsTransport, SyncTransport
 
 __all__ = ["VllmClient"]
@@ -118,7 +120,7 @@ class VllmClient(ClientCore):
                 continue
             try:
                 value = send(step)  # type: ignore[arg-type]
-            except APIConnectionError as e:
+            except VllmError as e:  # (a transport's typed error: thrown in, so the flow closes what it opened)
                 error = e
 
     def _run_tools(self, calls: list[PreparedCall]) -> list[str]:
@@ -167,6 +169,29 @@ class VllmClient(ClientCore):
 
         return sync_batch_iter(self, requests, concurrency=concurrency, progress=progress,
                                max_requests_per_second=max_requests_per_second)
+
+    # -- any route -----------------------------------------------------------
+
+    @overload
+    def request(self, method: str, path: str, *, json: Any = None, stream: Literal[False] = False,
+                headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawResponse: ...
+
+    @overload
+    def request(self, method: str, path: str, *, json: Any = None, stream: Literal[True],
+                headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawStream: ...
+
+    def request(self, method: str, path: str, *, json: Any = None, stream: bool = False,
+                headers: Mapping[str, str] | None = None, timeout: TimeoutTypes = None) -> RawResponse | RawStream:
+        """Call any route (one the SDK has no method for) with the client's retries, timeouts,
+        typed errors, timings and hooks: ``client.request("POST", "/new_route", json={...})``.
+        ``path`` is joined to the base URL (``"models"``), or to the server root when it starts
+        with ``/`` (``"/health"``, ``"/v1/models"``). Returns a ``RawResponse`` (``.json()``,
+        ``.content``), or with ``stream=True`` a ``RawStream`` of ``ServerEvent``s (up to
+        ``data: [DONE]``)."""
+        m, route, root, hdrs, t = check_raw_request(method, path, headers, timeout)
+        response, url = self._run(self.raw_flow(m, route, json, stream=bool(stream), headers=hdrs, timeout=t,
+                                                root=root))
+        return RawStream(response, url) if stream else raw_response(response, url)
 
     # -- endpoints -----------------------------------------------------------
 

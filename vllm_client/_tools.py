@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from . import _json
 from ._annotations import _accepts_none, _annotated_description
 from ._convert import _convert, _json_kind
 from ._exceptions import ToolSchemaError
@@ -174,7 +175,7 @@ class ToolSet:
         else:
             text = arguments.decode("utf-8", "replace") if isinstance(arguments, (bytes, bytearray)) else (arguments or "")
             try:
-                args = orjson.loads(text) if text.strip() else {}
+                args = _json.loads(text) if text.strip() else {}
             except orjson.JSONDecodeError as e:
                 return f"error: the arguments for {name!r} are not valid JSON ({e}); send a JSON object"
         if not isinstance(args, dict):
@@ -256,6 +257,10 @@ def format_result(value: Any) -> str:
     if isinstance(value, (dict, list, tuple)):
         try:
             return orjson.dumps(value, default=_lenient_default, option=_DUMP_OPTIONS).decode()
+        except TypeError:
+            pass
+        try:  # an integer beyond 64 bits (orjson refuses it): written exactly
+            return _json.dumps(value).decode()
         except TypeError:
             pass
     return str(value)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 import orjson
 
+from . import _json
 from ._exceptions import ResponseDecodeError
 from ._observe import _json_copy, _Meta, _to_json
 
@@ -156,7 +157,7 @@ class ToolCall:
         if not text:
             return {}
         try:
-            value = orjson.loads(text)
+            value = _json.loads(text)
         except orjson.JSONDecodeError as e:
             raise ResponseDecodeError(
                 f"tool call {self.name!r}: arguments are not valid JSON ({e}): {text[:200]!r}", body=self.arguments
@@ -188,7 +189,7 @@ class ToolCall:
         if args is None:
             args = ""
         elif not isinstance(args, str):
-            args = orjson.dumps(args).decode()
+            args = _json.dumps(args).decode()
         return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function", incomplete=incomplete)
 
 

@@ -162,3 +162,26 @@ async def test_real_otel_spans_with_model_and_usage(kind: str, real_server: Targ
     assert outputs == [11]  # 6 + 5 generated tokens, one point (same attributes)
     (ttfc,) = metric_points["gen_ai.client.operation.time_to_first_chunk"]
     assert ttfc.count == 1 and ttfc.sum == pytest.approx(stream.timing.time_to_first_token)
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_real_vllm_accepts_the_trace_context_of_the_client_span(kind: str, real_server: Target) -> None:
+    """The W3C ``traceparent`` of each request's span goes to vLLM (which continues the trace when
+    started with ``--otlp-traces-endpoint``, and accepts the header without it): send, stream
+    and batch succeed, and what was sent names each span."""
+    seen, hooks = recording_hooks(kind)
+    with instrumented() as (spans, _):
+        c = _client(kind, real_server, event_hooks=hooks)
+        try:
+            resp = await call(kind, _chat(c, 3), "send")
+            events = await drain(kind, await call(kind, _chat(c, 3), "send_stream"))
+            results = await call(kind, c, "batch", [_chat(c, 2), _chat(c, 2)], progress=False)
+        finally:
+            await close(kind, c)
+        finished = spans.get_finished_spans()
+    assert resp.content is not None and isinstance(events[-1], Done)
+    assert not any(isinstance(r, Exception) for r in results)
+    sent = [i.headers["traceparent"] for i in seen if isinstance(i, RequestInfo)]
+    assert len(sent) == len(finished) == 4
+    ids = {(f"{s.get_span_context().trace_id:032x}", f"{s.get_span_context().span_id:016x}") for s in finished}
+    assert {tuple(h.split("-")[1:3]) for h in sent} == ids

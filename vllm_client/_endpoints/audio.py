@@ -15,6 +15,7 @@ import orjson
 
 from .. import _validate as v
 from .._exceptions import InvalidRequestError, load_json_object
+from .._media import MAX_MEDIA_BYTES, read_media
 from .._observe import _Meta, attach
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
 from .._types import Usage, _dict, _list, _str
@@ -118,18 +119,17 @@ class TranscriptionBody(_Builder):
         self._file: tuple[str, str, str, bytes] | None = None
 
     def file(self: AB, audio: str | os.PathLike[str] | bytes, *, filename: str | None = None,
-             content_type: str | None = None) -> AB:
-        """The audio: a file path or the file's bytes (wav, mp3, flac, ogg, m4a, webm...)."""
+             content_type: str | None = None, max_bytes: int = MAX_MEDIA_BYTES) -> AB:
+        """The audio: a file path or the file's bytes (wav, mp3, flac, ogg, m4a, webm...). A file
+        must be a regular file of at most ``max_bytes`` whose content is audio (checked)."""
         if isinstance(audio, (bytes, bytearray, memoryview)):
             data = bytes(audio)
             name = filename or "audio.wav"
-        elif isinstance(audio, (str, os.PathLike)):
+        elif isinstance(audio, (str, os.PathLike)) and os.fspath(audio):
             path = os.fspath(audio)
-            if not os.path.isfile(path):
-                raise InvalidRequestError(f"file({path!r}): no such file")
-            with open(path, "rb") as f:
-                data = f.read()
+            sniffed, data = read_media(path, "audio", max_bytes=max_bytes, where="file(...)")
             name = filename or os.path.basename(path)
+            content_type = content_type or sniffed
         else:
             raise InvalidRequestError(f"file({audio!r:.60}): expected a file path or bytes")
         if not data:

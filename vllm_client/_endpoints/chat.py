@@ -3,8 +3,6 @@ response types, the sync and async builders (with the tool loop), and ``client.c
 
 from __future__ import annotations
 
-import base64
-import mimetypes
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
 from .._exceptions import InvalidRequestError
+from .._media import media_part
 from .._types import ChatMessage, ToolCall, WeightVersionSpan, _Completion, _dict, split_content
 from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy, endpoint
 from .common import _ChatTemplateFields
@@ -196,40 +195,6 @@ class ChatCompletionResponse(_Completion, Generic[P]):
 # the request body
 
 
-def _image_part(image: Any) -> dict[str, Any]:
-    """An OpenAI image content part from a URL, a data URL, a local path or raw bytes."""
-    if isinstance(image, dict):
-        return image
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        data = bytes(image)
-        mime = _sniff_mime(data)
-        return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
-    if isinstance(image, os.PathLike):
-        image = os.fspath(image)
-    if not isinstance(image, str) or not image:
-        raise InvalidRequestError(f"user_message(images=[{image!r}]): expected a URL, a file path or bytes")
-    if image.startswith(("http://", "https://", "data:")):
-        return {"type": "image_url", "image_url": {"url": image}}
-    if not os.path.isfile(image):
-        raise InvalidRequestError(f"user_message(images=[{image!r}]): no such file (and not an http(s) or data URL)")
-    with open(image, "rb") as f:
-        data = f.read()
-    mime = mimetypes.guess_type(image)[0] or _sniff_mime(data)
-    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
-
-
-def _sniff_mime(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8"):
-        return "image/jpeg"
-    if data[:6] in (b"GIF87a", b"GIF89a"):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"
-
-
 def _system_first(msgs: list[Any], text: str, setter: str) -> bool:
     """True when ``msgs`` already starts with this system prompt; False when it has none first;
     an error when it starts with a different one (two system prompts: which one was meant?)."""
@@ -325,14 +290,22 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         self._system = text
         return self
 
-    def user_message(self: CB, content: str | list[Any], *, images: Iterable[Any] = ()) -> CB:
-        """Append a user message: text or content parts, plus images (URLs, file paths or bytes)."""
+    def user_message(self: CB, content: str | list[Any], *, images: Iterable[Any] = (), audio: Iterable[Any] = (),
+                     videos: Iterable[Any] = ()) -> CB:
+        """Append a user message: text or content parts, plus images, audio clips and videos. Each
+        is a URL (``str``: http, https or data; never read from disk), a ``pathlib.Path`` (a local
+        file, read: its content must be of that kind, at most ``MAX_MEDIA_BYTES``), raw bytes, or
+        a content-part dict."""
         if not isinstance(content, (str, list)):
             raise InvalidRequestError(f"user_message({content!r}): expected text or a list of content parts")
-        if isinstance(images, (str, bytes, bytearray, Mapping)) or not isinstance(images, Iterable):
-            raise InvalidRequestError(f"user_message(images={images!r:.60}): expected a list of images "
-                                      "(URLs, file paths or bytes)")
-        parts = [_image_part(i) for i in images]
+        if not (images or audio or videos):  # (text only: the common case)
+            return self.message({"role": "user", "content": content})
+        parts = []
+        for kind, items in (("image", images), ("audio", audio), ("video", videos)):
+            arg = "images" if kind == "image" else ("audio" if kind == "audio" else "videos")
+            if isinstance(items, (str, bytes, bytearray, os.PathLike, Mapping)) or not isinstance(items, Iterable):
+                raise InvalidRequestError(f"user_message({arg}=...): expected a list of {arg}")
+            parts += [media_part(x, kind, f"user_message({arg}=[...])") for x in items]
         if parts:
             text_parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
             return self.message({"role": "user", "content": text_parts + parts})

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import orjson
 
+from .. import _json
 from .. import _validate as v
 from .._conversation import PreparedCall, ToolLoop
 from .._exceptions import InvalidRequestError, ResponseDecodeError
@@ -129,7 +130,7 @@ def _output_item(d: Any) -> ResponseItem:
     if kind == "function_call":
         args = d.get("arguments")
         if args is not None and args.__class__ is not str:
-            args = orjson.dumps(args).decode()
+            args = _json.dumps(args).decode()
         return ResponseFunctionCall(iid, status, _str(d.get("call_id")), _str(d.get("name")) or "", args or "", d)
     if kind == "reasoning":
         return ResponseReasoning(iid, status, _texts(d.get("content"), "reasoning_text"),
@@ -335,7 +336,7 @@ class ResponsesAccumulator(StreamAccumulator[Any]):
             if data == b"[DONE]":
                 continue
             try:
-                obj = orjson.loads(data)
+                obj = _json.loads_body(data)
             except orjson.JSONDecodeError:
                 raise self._not_json(data) from None
             if obj.__class__ is not dict:

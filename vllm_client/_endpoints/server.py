@@ -180,16 +180,70 @@ def load_flow(client: ClientCore) -> Flow[int]:
         raise route_missing(e, "vLLM serves /load from 0.8.5 on") from None
 
 
-_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?\s*$")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+# The sample line parser: each pattern is matched where the previous one ended and never
+# rescans what it passed, so a line is read in linear time (a 1 MB label included).
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+_BLANKS = re.compile(r"[ \t]*")
+_LABEL_CHARS = re.compile(r'[^"\\]*')
+_TIMESTAMP = re.compile(r"-?[0-9]+")
+_UNESCAPE = {"\\": "\\", '"': '"', "n": "\n"}
 
 
-def _labels(text: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for m in _LABEL.finditer(text):
-        out[m.group(1)] = re.sub(r'\\[\\"n]', lambda e: _UNESCAPE[e.group(0)], m.group(2))
-    return out
+def _sample(line: str) -> tuple[str, str, dict[str, str], float] | None:
+    """(name, label text as written, labels, value) of a sample line; None when it is not one."""
+    m = _METRIC_NAME.match(line)
+    if m is None:
+        return None
+    name, i, n = m.group(), m.end(), len(line)
+    labels: dict[str, str] = {}
+    label_text = ""
+    if i < n and line[i] == "{":
+        start = i = i + 1
+        while True:
+            i = _BLANKS.match(line, i).end()  # type: ignore[union-attr]
+            if i < n and line[i] == "}":
+                break
+            m = _LABEL_NAME.match(line, i)
+            if m is None:
+                return None
+            i = _BLANKS.match(line, m.end()).end()  # type: ignore[union-attr]
+            if line[i:i + 1] != "=":
+                return None
+            i = _BLANKS.match(line, i + 1).end()  # type: ignore[union-attr]
+            if line[i:i + 1] != '"':
+                return None
+            i += 1
+            parts: list[str] = []
+            while True:
+                j = _LABEL_CHARS.match(line, i).end()  # type: ignore[union-attr]
+                parts.append(line[i:j])
+                if j + 1 >= n:  # no closing quote (or a backslash at the end)
+                    return None
+                if line[j] == '"':
+                    i = j + 1
+                    break
+                e = line[j + 1]  # a backslash escape: \\, \", \n; any other is kept as written
+                parts.append(_UNESCAPE.get(e) or "\\" + e)
+                i = j + 2
+            labels[m.group()] = "".join(parts)
+            i = _BLANKS.match(line, i).end()  # type: ignore[union-attr]
+            if line[i:i + 1] == ",":
+                i += 1
+            elif line[i:i + 1] != "}":
+                return None
+        label_text = line[start:i]
+        i += 1
+    if i >= n or line[i] not in " \t":
+        return None
+    fields = line[i:].split()
+    if not 1 <= len(fields) <= 2 or (len(fields) == 2 and _TIMESTAMP.fullmatch(fields[1]) is None):
+        return None
+    try:
+        value = float(fields[0])
+    except ValueError:
+        return None
+    return name, label_text, labels, value
 
 
 class Metrics(Mapping[str, float], _Meta):
@@ -252,19 +306,15 @@ def parse_metrics(text: str) -> Metrics:
     that is not a sample raises ``ResponseDecodeError``)."""
     samples: list[tuple[str, dict[str, str], float]] = []
     keys: list[str] = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):  # (only \n ends a line: a label may hold a \r)
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        m = _SAMPLE.match(line)
-        try:
-            value = float(m.group(3)) if m else None
-        except ValueError:
-            value = None
-        if m is None or value is None:
+        sample = _sample(line)
+        if sample is None:
             raise ResponseDecodeError(f"metrics: line {n} is not a Prometheus sample: {line[:120]!r}", body=text)
-        name, label_text = m.group(1), m.group(2)
-        samples.append((name, _labels(label_text) if label_text else {}, value))
+        name, label_text, labels, value = sample
+        samples.append((name, labels, value))
         keys.append(f"{name}{{{label_text}}}" if label_text else name)
     return Metrics(samples, keys, text)
 

@@ -334,6 +334,20 @@ class AiohttpTransport:
                     return
                 yield piece
 
+    def _abandon(self) -> bool:
+        """Close the session's connections without awaiting (its client was collected unclosed),
+        so that aiohttp does not warn about it too; True when a session was open."""
+        session = self._session
+        if session is None or session.closed:
+            return False
+        self._session = None
+        connector, session._connector = session._connector, None  # (aiohttp's __del__: closed)
+        try:
+            connector._close()
+        except Exception:
+            pass
+        return True
+
     async def aclose(self) -> None:
         """Close the session and its connections."""
         if self._session is not None and not self._session.closed:

@@ -42,9 +42,9 @@ class PreparedRequest:
 
     def json(self) -> Any:
         """The body parsed back from JSON (for tests and debugging)."""
-        import orjson
+        from .._json import loads
 
-        return None if self.body is None else orjson.loads(self.body)
+        return None if self.body is None else loads(self.body)
 
 
 class Response:
@@ -175,6 +175,11 @@ def _why(e: BaseException) -> str:
     tls = failure_reason(e)
     if tls is not None:
         return tls
+    errno = getattr(e, "errno", None)
+    if isinstance(e, OSError) and isinstance(errno, int) and errno > 0:  # (aiohttp's connect errors too)
+        import os
+
+        return f"[Errno {errno}] {os.strerror(errno)}"
     text = str(e)
     # urllib3 messages embed "(Caused by NewConnectionError(...: Failed to establish ...: [Errno 111] ...))"
     if "Errno" in text:

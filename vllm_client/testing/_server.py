@@ -275,8 +275,11 @@ class FakeVllmServer(SurfaceRoutes):
             ...  # point the code under test at server.url ("http://127.0.0.1:PORT/v1")
             server.requests[-1].body   # what arrived
 
-    ``model`` is what ``/v1/models`` lists (requests may name any model; answers echo the
-    name they used); ``max_model_len`` (4096) bounds prompts and ``max_tokens`` as vLLM
+    ``model`` is what ``/v1/models`` lists and the one name requests may use (with the LoRA
+    adapters loaded at runtime): another gets vLLM's 404 (``The model `x` does not exist.``),
+    and an ill-typed common field (``max_tokens: 1.5``, ``temperature: "hot"``) vLLM's 400, as
+    pydantic words it; a request that takes a queued ``reply`` is not checked (the reply answers
+    it, whatever model it names). ``max_model_len`` (4096) bounds prompts and ``max_tokens`` as vLLM
     does (400 beyond it); ``port=0`` picks a free port (a restarted server keeps its port).
     The pooling endpoints answer too: ``/v1/rerank`` (and ``/rerank``, ``/v2/rerank``),
     ``/v1/score``, ``/pooling``, ``/v2/embed``, scored with deterministic unit embeddings of
@@ -570,6 +573,10 @@ class FakeVllmServer(SurfaceRoutes):
     def _route(self, method: str, path: str, headers: _Headers, raw: bytes, body: Any, bad_json: bool,
                reply: _Item | None) -> tuple[_Answer, bool]:
         """The normal answer to a request; the bool says whether a queued reply was used."""
+        if reply is None and method == "POST" and isinstance(body, dict) and not path.endswith("lora_adapter"):
+            refused = self._refusal(body)
+            if refused is not None:
+                return refused, False
         surface = self._surface_route(method, path, headers, raw, body, reply)
         if surface is not None:
             return surface
@@ -637,6 +644,22 @@ class FakeVllmServer(SurfaceRoutes):
         t = body.get("temperature")
         if isinstance(t, (int, float)) and not isinstance(t, bool) and t < 0:
             return w.bad_param(f"temperature must be non-negative, got {float(t)}.", "temperature", float(t))
+        return None
+
+    def served_models(self) -> list[str]:
+        """The model names requests may use: ``model`` and the LoRA adapters loaded at runtime."""
+        return [self.model, *self.lora_adapters]
+
+    def _refusal(self, body: dict[str, Any]) -> _Answer | None:
+        """vLLM's 400 for an ill-typed field, then its 404 for a model it does not serve (a request
+        with a queued reply is not checked: the reply answers it whatever its model)."""
+        err = w.type_error(body)
+        if err is not None:
+            return _Answer(400, err)
+        model = body.get("model")
+        served = self.served_models()
+        if isinstance(model, str) and model not in served:
+            return _Answer(404, w.unknown_model(model, served))
         return None
 
     def _model_of(self, body: dict[str, Any]) -> str:

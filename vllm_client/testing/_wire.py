@@ -14,6 +14,7 @@ import secrets
 import struct
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,6 +180,80 @@ def validation_error(kind: str, loc: str, msg: str, input_: str, extra: str = ""
     """A FastAPI/pydantic request validation failure: ``type: "Bad Request"``."""
     detail = f"{{'type': '{kind}', 'loc': '{loc}', 'msg': '{msg}', 'input': {input_}{extra}}}"
     return error_body(400, f"1 validation error:\n  {detail}", "Bad Request", loc)
+
+
+# Request fields and their pydantic types (lax mode, as vLLM's FastAPI models validate them).
+_INT_FIELDS = ("max_tokens", "max_completion_tokens", "n", "top_k", "seed", "min_tokens", "top_logprobs",
+               "truncate_prompt_tokens", "dimensions", "top_n", "max_output_tokens", "prompt_logprobs")
+_FLOAT_FIELDS = ("temperature", "top_p", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty")
+_BOOL_FIELDS = ("stream", "echo", "ignore_eos", "skip_special_tokens", "add_generation_prompt",
+                "continue_final_message", "add_special_tokens", "include_stop_str_in_output")
+_TRUE = ("1", "on", "t", "true", "y", "yes")
+_FALSE = ("0", "off", "f", "false", "n", "no")
+
+
+def _number(v: Any) -> float | None:
+    """A number as pydantic's lax mode reads one (numbers, bools and numeric strings), else None."""
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        try:
+            return float(v.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def type_error(body: dict[str, Any]) -> bytes | None:
+    """vLLM's 400 for the first ill-typed common field (``max_tokens: 1.5``, ``temperature: "hot"``,
+    ``stream: "maybe"``, ``model: 7``), worded as pydantic words it; None when all are fine."""
+    for key in ("model", "user"):
+        v = body.get(key)
+        if v is not None and not isinstance(v, str):
+            return validation_error("string_type", f"body.{key}", "Input should be a valid string", repr(v))
+    for key in _INT_FIELDS:
+        v = body.get(key)
+        if v is None or isinstance(v, int):
+            continue
+        if isinstance(v, float) and v.is_integer():
+            continue
+        if isinstance(v, float):
+            return validation_error("int_from_float", f"body.{key}", "Input should be a valid integer, got a "
+                                    "number with a fractional part", repr(v))
+        if isinstance(v, str):
+            x = _number(v)
+            if x is None or not x.is_integer():
+                return validation_error("int_parsing", f"body.{key}", "Input should be a valid integer, unable "
+                                        "to parse string as an integer", repr(v))
+            continue
+        return validation_error("int_type", f"body.{key}", "Input should be a valid integer", repr(v))
+    for key in _FLOAT_FIELDS:
+        v = body.get(key)
+        if v is None or isinstance(v, (int, float)):
+            continue
+        if isinstance(v, str):
+            if _number(v) is None:
+                return validation_error("float_parsing", f"body.{key}", "Input should be a valid number, unable "
+                                        "to parse string as a number", repr(v))
+            continue
+        return validation_error("float_type", f"body.{key}", "Input should be a valid number", repr(v))
+    for key in _BOOL_FIELDS:
+        v = body.get(key)
+        if v is None or isinstance(v, bool) or (isinstance(v, (int, float)) and v in (0, 1)):
+            continue
+        if isinstance(v, str) and v.strip().lower() in _TRUE + _FALSE:
+            continue
+        if isinstance(v, (str, int, float)):
+            return validation_error("bool_parsing", f"body.{key}", "Input should be a valid boolean, unable to "
+                                    "interpret input", repr(v))
+        return validation_error("bool_type", f"body.{key}", "Input should be a valid boolean", repr(v))
+    return None
+
+
+def unknown_model(model: str, served: Iterable[str]) -> bytes:
+    """vLLM 0.32's 404 for a model it does not serve."""
+    return error_body(404, f"The model `{model}` does not exist. Valid aliases: {', '.join(served)}.",
+                      "NotFoundError", "model")
 
 
 def json_decode_error(raw: bytes) -> bytes:
@@ -499,13 +574,33 @@ def models_json(model: str, root: str, max_model_len: int) -> bytes:
                         "organization": "*", "group": None, "is_blocking": False}]}]})
 
 
+_WORD = re.compile(r"\w+")
+_STOP = frozenset("a an and are as at be by do does for from how in is it its of on or that the this to was "
+                  "were what when where which who why with".split())
+
+
 def embedding(item: Any, dim: int) -> list[float]:
-    """A deterministic unit vector for this input (float32-exact, so base64 and floats agree)."""
+    """A deterministic unit vector for this input (float32-exact, so base64 and floats agree):
+    a hashed bag of its words (lower-cased, a plural's ``s`` dropped, common words weighing
+    less), so texts that share words get related vectors and rerank / RAG examples rank
+    sensibly; plus a small component hashed from the whole input, so no two inputs are equal."""
+    text = item if isinstance(item, str) else orjson.dumps(item).decode()
+    vec = [0.0] * dim
+    for word in _WORD.findall(text.lower()):
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        h = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        weight = 0.2 if word in _STOP else 1.0
+        vec[int.from_bytes(h[:4], "little") % dim] += weight  # (two places: one collision costs half)
+        vec[int.from_bytes(h[4:], "little") % dim] += weight
     seed = orjson.dumps(item)
     raw = b"".join(hashlib.blake2b(seed + k.to_bytes(4, "little"), digest_size=64).digest()
                    for k in range((dim * 2 + 63) // 64))
-    return embedding_normalise([(int.from_bytes(raw[2 * i:2 * i + 2], "little") - 32767.5) / 32767.5
-                                for i in range(dim)])
+    noise = embedding_normalise([(int.from_bytes(raw[2 * i:2 * i + 2], "little") - 32767.5) / 32767.5
+                                 for i in range(dim)])
+    norm = sum(v * v for v in vec) ** 0.5
+    scale = 0.15 * norm if norm else 1.0  # the words dominate; an input without words is all noise
+    return embedding_normalise([v + scale * n for v, n in zip(vec, noise, strict=True)])
 
 
 def embedding_normalise(vec: list[float]) -> list[float]:
