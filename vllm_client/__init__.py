@@ -112,6 +112,7 @@ from ._transports import (
     SyncTransport,
 )
 from ._types import (
+    ChatMessage,
     ContentDelta,
     Done,
     PartialParsed,
@@ -161,13 +162,14 @@ def instrument(tracer_provider: Any = None, meter_provider: Any = None, *,
                capture_content: bool | None = None) -> None:
     """Emit OpenTelemetry spans and metrics (GenAI semantic conventions) for every request of
     every client in this process; the global providers when none are given. Needs
-    ``opentelemetry-api`` (``pip install "vllm_client[otel]"``). Message content is recorded only
+    ``opentelemetry-api`` (``pip install opentelemetry-api``, or the ``otel`` extra:
+    ``pip install -e ".[otel]"`` in a checkout of this SDK). Message content is recorded only
     with ``capture_content=True`` (or ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``)."""
     try:
         from . import _otel
     except ImportError as e:
-        raise ImportError('vllm_client.instrument() needs opentelemetry-api: pip install "vllm_client[otel]"') \
-            from e
+        raise ImportError("vllm_client.instrument() needs opentelemetry-api: pip install opentelemetry-api "
+                          "(or, in a checkout of this SDK: pip install -e '.[otel]')") from e
     _otel.instrument(tracer_provider, meter_provider, capture_content)
 
 
@@ -215,6 +217,7 @@ __all__ = [
     # responses
     "ChatCompletionResponse",
     "Choice",
+    "ChatMessage",
     "CompletionChoice",
     "CompletionResponse",
     "EmbeddingResponse",

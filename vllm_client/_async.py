@@ -19,7 +19,7 @@ from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import AsyncAudio
-from ._endpoints.base import Creator
+from ._endpoints.base import Creator, endpoint
 from ._endpoints.chat import AsyncChat
 from ._endpoints.classify import AsyncClassifyBuilder
 from ._endpoints.cohere_embed import AsyncCohereEmbedBuilder
@@ -170,14 +170,17 @@ class AsyncVllmClient(ClientCore):
                                                       timeout=t, root=root))
         return AsyncRawStream(response, url) if stream else raw_response(response, url)
 
+    @endpoint
     def completions(self) -> Creator[AsyncCompletionBuilder]:
         """Legacy text completions."""
         return Creator(self, AsyncCompletionBuilder)
 
+    @endpoint
     def embeddings(self) -> Creator[AsyncEmbeddingBuilder]:
         """Embeddings."""
         return Creator(self, AsyncEmbeddingBuilder)
 
+    @endpoint
     def responses(self) -> AsyncResponses:
         """The Responses API: ``client.responses().create().input(...).send()``, ``.retrieve(id)``, ``.cancel(id)``."""
         return AsyncResponses(self)
@@ -199,23 +202,28 @@ class AsyncVllmClient(ClientCore):
         """Unload a LoRA adapter loaded at runtime. Returns the server's message."""
         return await self._run(unload_lora_flow(self, name))
 
+    @endpoint
     def rerank(self) -> Creator[AsyncRerankBuilder]:
         """Rerank documents for a query (``POST /v1/rerank``, vLLM pooling servers):
         ``client.rerank().create().query(q).documents([...]).top_n(k).send()``."""
         return Creator(self, AsyncRerankBuilder)
 
+    @endpoint
     def score(self) -> Creator[AsyncScoreBuilder]:
         """Score text pairs (``POST /v1/score``): ``client.score().create().queries(q).documents([...]).send()``."""
         return Creator(self, AsyncScoreBuilder)
 
+    @endpoint
     def classify(self) -> Creator[AsyncClassifyBuilder]:
         """Classify texts (``POST /classify`` at the server root): ``client.classify().create().input([...]).send()``."""
         return Creator(self, AsyncClassifyBuilder)
 
+    @endpoint
     def pooling(self) -> Creator[AsyncPoolingBuilder]:
         """The raw pooler output (``POST /pooling`` at the server root)."""
         return Creator(self, AsyncPoolingBuilder)
 
+    @endpoint
     def cohere_embed(self) -> Creator[AsyncCohereEmbedBuilder]:
         """Cohere-style embeddings (``POST /v2/embed`` at the server root)."""
         return Creator(self, AsyncCohereEmbedBuilder)

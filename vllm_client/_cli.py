@@ -278,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--base-url", default=None,
                         help="server base URL (default: $VLLM_BASE_URL, $OPENAI_BASE_URL, http://localhost:8000/v1)")
-    common.add_argument("--api-key", default=None, help="API key (default: $VLLM_API_KEY, $OPENAI_API_KEY)")
+    common.add_argument("--api-key", default=None, help="API key (default: $VLLM_API_KEY; $OPENAI_API_KEY only for $OPENAI_BASE_URL)")
     common.add_argument("--model", default=None, help="model name (default: the server's only model)")
     common.add_argument("--timeout", type=float, default=None, help="connect/read timeout in seconds")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output JSONL (appended; re-runs skip the done custom_ids and retry the others; "
                         "'-': stdout); with --ray, a directory")
     b.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on Ray (pip install 'vllm_client[ray]'): a local Ray, or the cluster at ADDRESS "
+                   help="run on Ray (pip install 'ray[data]', or pip install -e '.[ray]' in a checkout): a local Ray, or the cluster at ADDRESS "
                         "('auto', 'ray://host:10001')")
     b.add_argument("--actors", type=int, default=2, help="with --ray: actors sending requests (default 2)")
     b.add_argument("--batch-size", type=int, default=64, help="with --ray: rows per batch (default 64)")

@@ -153,9 +153,30 @@ def build_headers(api_key: str | None, default_headers: Mapping[str, str] | None
     return headers
 
 
-def resolve_api_key(api_key: str | None) -> str | None:
-    """The argument, else $VLLM_API_KEY, else $OPENAI_API_KEY, else None."""
-    key = api_key if api_key is not None else (os.environ.get("VLLM_API_KEY") or os.environ.get("OPENAI_API_KEY"))
+def resolve_api_key(api_key: str | None, base_urls: list[str] | None = None) -> str | None:
+    """The argument, else $VLLM_API_KEY, else $OPENAI_API_KEY, else None.
+
+    $OPENAI_API_KEY is used only when every base URL in use (``base_urls``, as resolved) is
+    $OPENAI_BASE_URL's: an OpenAI key from the shell never goes to another server (a local vLLM).
+    """
+    if api_key is not None:
+        key: str | None = api_key
+    else:
+        key = os.environ.get("VLLM_API_KEY") or None
+        if key is None and _openai_key_allowed(base_urls):
+            key = os.environ.get("OPENAI_API_KEY")
     if key is not None and not isinstance(key, str):
         raise InvalidRequestError("api_key: expected a string")
     return key or None
+
+
+def _openai_key_allowed(base_urls: list[str] | None) -> bool:
+    """True when $OPENAI_BASE_URL is set and every URL in use is that one."""
+    openai_url = os.environ.get("OPENAI_BASE_URL")
+    if not openai_url or not base_urls:
+        return False
+    try:
+        openai_url = resolve_base_url(openai_url)
+    except InvalidRequestError:
+        return False
+    return all(u == openai_url for u in base_urls)

@@ -295,6 +295,22 @@ class ConversationBase:
     def __init__(self, client: Any, state: ConversationState) -> None:
         self._client = client
         self._state = state
+        self._total_usage: Any = None
+
+    @property
+    def total_usage(self) -> Any:
+        """The usage of every request this conversation made that got an answer (tool rounds
+        included), summed: a ``Usage``, None before the first or when the server reports none."""
+        return self._total_usage
+
+    def _count(self, response: Any) -> None:
+        from ._types import add_usage
+
+        total = getattr(response, "total_usage", None)
+        if total is not None:
+            self._total_usage = total if self._total_usage is None else self._total_usage + total
+        else:
+            self._total_usage = add_usage(self._total_usage, response)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -328,12 +344,18 @@ class ConversationBase:
 
     def _commit_loop(self, user: dict[str, Any], response: ChatCompletionResponse, loop: ToolLoop | None,
                      builder: Any) -> None:
+        self._count(response)
         produced = loop.produced() if loop is not None else [response.message]
         self._state.commit(user, produced, getattr(builder, "_reasoning_in_history", True))
 
     def _commit_stream(self, user: dict[str, Any], builder: Any) -> Callable[[Any], None]:
         reasoning = getattr(builder, "_reasoning_in_history", True)
-        return lambda response: self._state.commit(user, [response.message], reasoning)
+
+        def commit(response: Any) -> None:
+            self._count(response)
+            self._state.commit(user, [response.message], reasoning)
+
+        return commit
 
     def add_tool_result(self, tool_call_id: str, content: Any) -> None:
         """Append the result of a tool call you ran yourself."""

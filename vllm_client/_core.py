@@ -78,6 +78,12 @@ class _Sendable(Protocol):
 _UNSET: Any = object()
 
 
+def _unpickle_client(cls: Callable[..., Any], options: dict[str, Any], transport: Any) -> Any:
+    client = cls(**options, transport=transport)
+    client._unpickled = True  # nobody holds it to close it: closed quietly when collected
+    return client
+
+
 class ClientCore:
     """Configuration and request logic common to ``VllmClient`` and ``AsyncVllmClient``, and
     their one constructor (each client names its default transport and its endpoint groups)."""
@@ -118,7 +124,7 @@ class ClientCore:
         self.base_url = urls[0]
         self.base_urls = urls
         self._replicas = ReplicaSet(urls) if len(urls) > 1 else None
-        self._api_key = resolve_api_key(api_key)
+        self._api_key = resolve_api_key(api_key, given)
         # Credentials in the URL: Basic auth when no key is set; with a key, only its Bearer header
         # (both clients alike: never the HTTP library's own handling of URL credentials).
         self._basic_auth = None if self._api_key else basic
@@ -173,6 +179,7 @@ class ClientCore:
         from ._transports.mock import MockTransport
 
         self._owns_transport = True  # a copy made by with_options() shares it and does not close it
+        self._default_transport = transport is None  # pickling makes a new one of these
         # The user's own transport (proxies, TLS, a session): batch() never swaps it silently.
         self._custom_transport = transport is not None and not isinstance(transport, MockTransport)
         return transport if transport is not None else default(**options)
@@ -187,8 +194,18 @@ class ClientCore:
         copy._resolved_model = self._resolved_model
         copy._connection = self._connection  # (a copy's own batch() twin makes a transport with them)
         copy._custom_transport = self._custom_transport
+        copy._default_transport = transport is None or (self._default_transport and transport is self._transport)
         copy._owns_transport = owns
         return copy
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A client pickles as its configuration (what ``with_options()`` copies, the API key
+        included) and a transport of its own; the default transport's connections stay behind:
+        the unpickled client makes its own (and closes it when garbage-collected, silently)."""
+        options = self._options(_UNSET, _UNSET, _UNSET)
+        if self._default_transport:
+            options.update(self._connection.kwargs())  # verify, cert, proxy, trust_env
+        return (_unpickle_client, (type(self), options, None if self._default_transport else self._transport))
 
     def _repr(self) -> str:
         key = ", api_key=***" if self._api_key else ""

@@ -80,6 +80,18 @@ def _one_line(text: str, limit: int = _MAX_LINE) -> str:
     return text
 
 
+_FIELDS = ("status_code", "url", "method", "type", "code", "param", "request_id", "headers", "body", "content",
+           "errors")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return dict(value)
+    return repr(value)
+
+
 class VllmError(Exception):
     """Base class of every error raised by vllm_client.
 
@@ -97,6 +109,29 @@ class VllmError(Exception):
     @url.setter
     def url(self, value: str | None) -> None:
         self._url = None if value is None else redact_url(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as JSON-ready data: ``error`` (the class name), ``message``, and whichever of
+        ``status_code``, ``url``, ``method``, ``type``, ``code``, ``param``, ``request_id``,
+        ``headers``, ``body``, ``content``, ``errors`` it has; the response it carries
+        (``partial`` of a ``StreamError``, ``response`` of an ``OutputParseError``) as that
+        response's ``to_dict()``."""
+        d: dict[str, Any] = {"error": type(self).__name__, "message": str(self)}
+        for name in _FIELDS:
+            value = getattr(self, name, None)
+            if value is not None and value != [] and value != {}:
+                d[name] = value
+        for name in ("partial", "response"):
+            value = getattr(self, name, None)
+            if value is not None and callable(getattr(value, "to_dict", None)):
+                d[name] = value.to_dict()
+        return d
+
+    def to_json(self) -> str:
+        """``to_dict()`` as JSON text (a body that is not JSON goes as its text)."""
+        import json
+
+        return json.dumps(self.to_dict(), default=_jsonable)
 
 
 class InvalidRequestError(VllmError, ValueError):

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Any
 
+import orjson
+
 from ._exceptions import InvalidRequestError
 from ._urls import SECRET_HEADERS, redact_url
 
@@ -112,6 +114,12 @@ class Timing:
         self._usage: Any = None  # the usage dict (or Usage) the server reported
         self._span: Any = None  # the OpenTelemetry span recorder, when instrumented
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the figures travel; the OpenTelemetry span recorder (live, process-bound) does not
+        t = Timing(self._start, self._first_byte, self._end, self.retries, self.queued)
+        return (_restore_timing, (t._start, t._first_byte, t._end, t.retries, t.queued, self._marks,
+                                  self._usage))
+
     def _since(self, t: float | None) -> float | None:
         return None if t is None else t - self._start
 
@@ -181,6 +189,72 @@ class Timing:
                 f"output_tokens_per_second={f(self.output_tokens_per_second)}, retries={self.retries})")
 
 
+def _json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (a response body: dicts, lists, scalars)."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # an int beyond 64 bits, or a non-JSON value a caller put there
+        import copy
+
+        return copy.deepcopy(value)
+
+
+def _to_json(value: Any) -> str:
+    """JSON text of a to_dict() value."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        import json
+
+        return json.dumps(value, default=repr)
+
+
+def _restore_timing(start: float, first_byte: float | None, end: float | None, retries: int,
+                    queued: float | None, marks: list[float] | None, usage: Any) -> Timing:
+    t = Timing(start, first_byte, end, retries, queued)
+    t._marks = marks
+    t._usage = usage
+    return t
+
+
+class Headers(dict[str, str]):
+    """Response headers kept by a pickled response: a dict whose look-ups ignore case, as the
+    transports' own header mappings do."""
+
+    __slots__ = ()
+
+    def __init__(self, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(headers.items() if headers is not None else ())
+
+    def _key(self, key: Any) -> Any:
+        if key.__class__ is str and not dict.__contains__(self, key):
+            low = key.lower()
+            for k in self:
+                if k.lower() == low:
+                    return k
+        return key
+
+    def __getitem__(self, key: str) -> str:
+        value: str = dict.__getitem__(self, self._key(key))
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, self._key(key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return dict.get(self, self._key(key), default)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Headers, (dict(self),))
+
+
+def _rebuild(cls: Any, state: dict[str, Any]) -> Any:
+    """Unpickle a response: a bare instance, then its attributes (``_MetaView.__reduce_ex__``)."""
+    obj = cls.__new__(cls)
+    obj._restore(state)
+    return obj
+
+
 class _MetaView:
     """What every response carries besides its body: ``timing``, ``headers``, ``status_code``,
     ``request_id``. Set by the client when it made the response (None / {} otherwise).
@@ -220,6 +294,48 @@ class _MetaView:
     def request_id(self) -> str | None:
         """The server's ``x-request-id`` header (vLLM with ``--enable-request-id-headers``)."""
         return header(self.headers, "x-request-id")
+
+    # -- travelling: to_dict / to_json / pickle ---------------------------------------------
+
+    def to_dict(self) -> Any:
+        """The body as the server sent it (a deep copy of ``raw``): what the response's
+        ``from_dict`` takes back. Timing, headers and status are not in it (pickling keeps them)."""
+        raw = getattr(self, "raw", None)
+        if raw.__class__ is dict:
+            return _json_copy(raw)
+        return _json_copy(self._plain())
+
+    def _plain(self) -> Any:
+        """A JSON value of a response without ``raw`` (overridden where there is one)."""
+        raise NotImplementedError
+
+    def to_json(self) -> str:
+        """``to_dict()`` as JSON text."""
+        return _to_json(self.to_dict())
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # Everything the response holds travels: its fields, .parsed, the timing, the headers
+        # (as a case-insensitive dict: the transports' own mappings do not pickle) and the status.
+        return (_rebuild, (type(self), self._pickle_state()), None, iter(self) if isinstance(self, list) else None)
+
+    def _pickle_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for cls in type(self).__mro__:
+            for name in cls.__dict__.get("__slots__", ()):
+                if name not in state and name not in ("__dict__", "__weakref__"):
+                    try:
+                        state[name] = object.__getattribute__(self, name)
+                    except AttributeError:
+                        pass
+        state.update(getattr(self, "__dict__", {}))
+        headers = state.get("_headers")
+        if headers is not None and headers.__class__ is not Headers:
+            state["_headers"] = Headers(headers)
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        for k, val in state.items():
+            object.__setattr__(self, k, val)
 
 
 class _Meta(_MetaView):

@@ -1,6 +1,7 @@
 """OpenTelemetry spans and metrics in the GenAI semantic conventions (``vllm_client.instrument()``).
 
-Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install "vllm_client[otel]"``).
+Imported only by ``instrument()``; needs ``opentelemetry-api`` (``pip install opentelemetry-api``,
+or ``pip install -e ".[otel]"`` in a checkout of this SDK).
 Every request carries the W3C trace context (``traceparent``, ``tracestate``) of its span (or, for
 a request without one, of the current span), so a vLLM server with ``--otlp-traces-endpoint``
 continues the trace; a header the user set wins. One CLIENT span per model call (chat, text

@@ -178,6 +178,14 @@ class StructuredOutput:
                 raise
         return response
 
+    def __getstate__(self) -> dict[str, Any]:  # (a pickled builder): the parsers are made again
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_parsers"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, val in state.items():
+            setattr(self, k, val)
+        self._parsers = {}
+
     def parser(self, parse: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
         """``parse`` (an endpoint's ``from_dict``) followed by ``apply``: a builder's ``_parse``."""
         found = self._parsers.get(parse)
@@ -273,14 +281,21 @@ def reask_flow(client: Any, builder: Any, retries: int) -> Generator[Any, Any, A
     send the conversation again with the model's answer and the error appended; at most
     ``retries`` times (``retries + 1`` requests). The last error is raised as is."""
     from ._conversation import clone_with_messages
+    from ._types import add_usage, set_total_usage
 
     b = builder
     messages = list(builder.build().get("messages") or [])
     attempt = 0
+    total = None  # the usage of every attempt (total_usage of the response, or of the error's)
     while True:
         try:
-            return (yield from client.builder_flow(b, b._parse, b._what))
+            response = yield from client.builder_flow(b, b._parse, b._what)
+            set_total_usage(response, add_usage(total, response))
+            return response
         except OutputParseError as e:
+            total = add_usage(total, e.response)
+            if e.response is not None:
+                set_total_usage(e.response, total)
             if attempt >= retries or e._cut:
                 raise
             attempt += 1

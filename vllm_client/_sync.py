@@ -15,7 +15,7 @@ from ._config import TimeoutTypes
 from ._conversation import MAX_PARALLEL_TOOLS, PreparedCall, call_tool
 from ._core import _UNSET, ClientCore, Flow, T
 from ._endpoints.audio import Audio
-from ._endpoints.base import Creator
+from ._endpoints.base import Creator, endpoint
 from ._endpoints.chat import Chat
 from ._endpoints.classify import ClassifyBuilder
 from ._endpoints.cohere_embed import CohereEmbedBuilder
@@ -81,8 +81,9 @@ class VllmClient(ClientCore):
     ``VllmClient(base_url=None, *, api_key=None, timeout=None, max_retries=2,
     default_headers=None, default_model=None, event_hooks=None, transport=None, verify=True,
     cert=None, proxy=None, trust_env=True)``; base URL from the argument, ``$VLLM_BASE_URL``,
-    ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``. Thread-safe; use it as a context
-    manager or call ``close()``.
+    ``$OPENAI_BASE_URL`` or ``http://localhost:8000/v1``; API key from the argument,
+    ``$VLLM_API_KEY``, or ``$OPENAI_API_KEY`` only for ``$OPENAI_BASE_URL``'s URL. Thread-safe;
+    use it as a context manager or call ``close()``.
     """
 
     _transport_class = RequestsTransport
@@ -194,14 +195,17 @@ class VllmClient(ClientCore):
 
     # -- endpoints -----------------------------------------------------------
 
+    @endpoint
     def completions(self) -> Creator[CompletionBuilder]:
         """Legacy text completions: ``client.completions().create().prompt(...).send()``."""
         return Creator(self, CompletionBuilder)
 
+    @endpoint
     def embeddings(self) -> Creator[EmbeddingBuilder]:
         """Embeddings: ``client.embeddings().create().input(...).send()``."""
         return Creator(self, EmbeddingBuilder)
 
+    @endpoint
     def responses(self) -> Responses:
         """The Responses API: ``client.responses().create().input(...).send()``, ``.retrieve(id)``, ``.cancel(id)``."""
         return Responses(self)
@@ -223,23 +227,28 @@ class VllmClient(ClientCore):
         """Unload a LoRA adapter loaded at runtime. Returns the server's message."""
         return self._run(unload_lora_flow(self, name))
 
+    @endpoint
     def rerank(self) -> Creator[RerankBuilder]:
         """Rerank documents for a query (``POST /v1/rerank``, vLLM pooling servers):
         ``client.rerank().create().query(q).documents([...]).top_n(k).send()``."""
         return Creator(self, RerankBuilder)
 
+    @endpoint
     def score(self) -> Creator[ScoreBuilder]:
         """Score text pairs (``POST /v1/score``): ``client.score().create().queries(q).documents([...]).send()``."""
         return Creator(self, ScoreBuilder)
 
+    @endpoint
     def classify(self) -> Creator[ClassifyBuilder]:
         """Classify texts (``POST /classify`` at the server root): ``client.classify().create().input([...]).send()``."""
         return Creator(self, ClassifyBuilder)
 
+    @endpoint
     def pooling(self) -> Creator[PoolingBuilder]:
         """The raw pooler output (``POST /pooling`` at the server root)."""
         return Creator(self, PoolingBuilder)
 
+    @endpoint
     def cohere_embed(self) -> Creator[CohereEmbedBuilder]:
         """Cohere-style embeddings (``POST /v2/embed`` at the server root)."""
         return Creator(self, CohereEmbedBuilder)
@@ -313,6 +322,8 @@ class VllmClient(ClientCore):
         try:
             self._closed = True
             self._transport.close()
+            if getattr(self, "_unpickled", False):  # a builder's client, unpickled: nobody could close it
+                return
             warnings.warn("VllmClient was not closed: use `with VllmClient(...)` or call close()",
                           ResourceWarning, stacklevel=1)
         except Exception:

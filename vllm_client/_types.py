@@ -16,12 +16,13 @@ import orjson
 
 from . import _json
 from ._exceptions import ResponseDecodeError
-from ._observe import _Meta
+from ._observe import _json_copy, _Meta, _to_json
 
 __all__ = [
     "Usage",
     "WeightVersionSpan",
     "ToolCall",
+    "ChatMessage",
     "split_content",
     "ReasoningDelta",
     "ContentDelta",
@@ -63,6 +64,31 @@ class Usage:
     reasoning_tokens: int | None = None
     cached_tokens: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def __add__(self, other: Usage) -> Usage:
+        """The sum of two usages (``reasoning_tokens`` / ``cached_tokens``: None when neither has them)."""
+        if not isinstance(other, Usage):
+            return NotImplemented
+
+        def opt(a: int | None, b: int | None) -> int | None:
+            return None if a is None and b is None else (a or 0) + (b or 0)
+
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens,
+                     self.total_tokens + other.total_tokens, opt(self.reasoning_tokens, other.reasoning_tokens),
+                     opt(self.cached_tokens, other.cached_tokens))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The usage object as the server sent it (the counts, when it was summed or made here)."""
+        if self.raw:
+            raw: dict[str, Any] = _json_copy(self.raw)
+            return raw
+        d: dict[str, Any] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+                             "total_tokens": self.total_tokens}
+        if self.reasoning_tokens is not None:
+            d["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        if self.cached_tokens is not None:
+            d["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return d
 
     @classmethod
     def from_dict(cls, d: Any) -> Usage | None:
@@ -142,6 +168,11 @@ class ToolCall:
             )
         return value
 
+    @property
+    def function(self) -> ToolCall:
+        """This call again, for openai-python's spelling ``tool_call.function.name`` / ``.arguments``."""
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """The OpenAI wire form, as it goes back into a message history."""
         d: dict[str, Any] = {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
@@ -160,6 +191,22 @@ class ToolCall:
         elif not isinstance(args, str):
             args = _json.dumps(args).decode()
         return cls(id=_str(d.get("id")), name=_str(fn.get("name")) or "", arguments=args, type=_str(d.get("type")) or "function", incomplete=incomplete)
+
+
+def add_usage(total: Usage | None, response: Any) -> Usage | None:
+    """``total`` plus the usage of ``response`` (None when neither has any)."""
+    usage: Usage | None = getattr(response, "usage", None)
+    if usage is None:
+        return total
+    return usage if total is None else total + usage
+
+
+def set_total_usage(response: Any, total: Usage | None) -> None:
+    """Give a response the summed usage of the requests that led to it (``total_usage``)."""
+    try:
+        response._total_usage = total
+    except AttributeError:  # a response type without total_usage
+        pass
 
 
 def split_content(content: Any) -> tuple[str | None, str | None]:
@@ -192,6 +239,52 @@ def split_content(content: Any) -> tuple[str | None, str | None]:
     return "".join(text), ("".join(thinking) if thinking else None)
 
 
+class ChatMessage(dict[str, Any]):
+    """A chat message: the dict the server sent (``msg["content"]`` and every dict operation),
+    with its fields also as attributes: ``role``, ``content``, ``tool_calls`` (typed: ``ToolCall``),
+    ``reasoning`` (``reasoning_content`` or ``reasoning``), ``refusal``; any other key too
+    (``msg.annotations``). A missing field reads as None (``tool_calls``: ``[]``)."""
+
+    __slots__ = ()
+
+    @property
+    def role(self) -> str | None:
+        """"assistant", "user", ..."""
+        return _str(self.get("role"))
+
+    @property
+    def content(self) -> Any:
+        """The content as sent: text, a list of parts, or None."""
+        return self.get("content")
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls, typed (``tc.name`` or ``tc.function.name``, ``tc.arguments``)."""
+        calls = self.get("tool_calls")
+        return [ToolCall.from_dict(c) for c in calls] if calls.__class__ is list else []
+
+    @property
+    def reasoning(self) -> str | None:
+        """The reasoning text: ``reasoning_content`` or ``reasoning`` (vLLM's names)."""
+        r = self.get("reasoning_content")
+        if r is None:
+            r = self.get("reasoning")
+        return _str(r)
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal text when the model refused."""
+        return _str(self.get("refusal"))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"message has no field {name!r} (it has {sorted(self)})") from None
+
+
 _UNPARSED: Any = object()
 
 
@@ -209,7 +302,8 @@ class _Completion(_Meta):
     ``choices`` is checked to be a list up front: a malformed body fails in ``send()``.
     ``timing``, ``headers``, ``status_code`` and ``request_id`` come from the HTTP answer."""
 
-    __slots__ = ("raw", "_choices", "_usage")
+    __slots__ = ("raw", "_choices", "_usage", "_total_usage")
+    _total_usage: Usage | None
     _what: ClassVar[str]
     _choice: ClassVar[Any]  # the choice class, with from_dict(d, position)
 
@@ -289,8 +383,26 @@ class _Completion(_Meta):
         return (f"{type(self).__name__}(id={self.id!r}, object={self.object!r}, created={self.created!r}, "
                 f"model={self.model!r}, choices={self._parsed_choices()!r}, usage={self.usage!r})")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.raw,))
+    @property
+    def total_usage(self) -> Usage | None:
+        """The usage of every request that led to this response, summed: ``run_tools()`` rounds,
+        ``parse_retries()`` re-asks, a Conversation turn's tool rounds; for a single request,
+        its ``usage``. None when the server reported none."""
+        try:
+            total: Usage | None = self._total_usage
+        except AttributeError:
+            return self.usage
+        return total
+
+    def _pickle_state(self) -> dict[str, Any]:
+        state = super()._pickle_state()
+        if state.get("_usage") is _UNPARSED:
+            del state["_usage"]
+        return state
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self._usage = _UNPARSED
+        super()._restore(state)
 
 
 
@@ -298,8 +410,34 @@ class _Completion(_Meta):
 # stream events
 
 
+def _plain(value: Any) -> Any:
+    """A field of an event as JSON-ready data."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if to_dict is not None and not isinstance(value, type) else value
+
+
+class _Event:
+    """``to_dict()`` / ``to_json()`` of the stream events."""
+
+    __slots__ = ()
+    type: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"type": ..., field: value, ...}``: a tool call, usage or response as its own ``to_dict()``."""
+        import dataclasses
+
+        d: dict[str, Any] = {"type": self.type}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            d[f.name] = _plain(getattr(self, f.name))
+        return _json_copy(d)  # type: ignore[no-any-return]
+
+    def to_json(self) -> str:
+        """``to_dict()`` as JSON text."""
+        return _to_json(self.to_dict())
+
+
 @dataclass(slots=True)
-class ReasoningDelta:
+class ReasoningDelta(_Event):
     """A piece of the model's reasoning ("thinking") text."""
 
     type: ClassVar[Literal["reasoning"]] = "reasoning"
@@ -308,7 +446,7 @@ class ReasoningDelta:
 
 
 @dataclass(slots=True)
-class ContentDelta:
+class ContentDelta(_Event):
     """A piece of the answer text."""
 
     type: ClassVar[Literal["content"]] = "content"
@@ -317,7 +455,7 @@ class ContentDelta:
 
 
 @dataclass(slots=True)
-class RefusalDelta:
+class RefusalDelta(_Event):
     """A piece of a refusal message."""
 
     type: ClassVar[Literal["refusal"]] = "refusal"
@@ -326,7 +464,7 @@ class RefusalDelta:
 
 
 @dataclass(slots=True)
-class ToolCallDelta:
+class ToolCallDelta(_Event):
     """A fragment of a tool call as it streams in (``arguments`` is this fragment only)."""
 
     type: ClassVar[Literal["tool_call_delta"]] = "tool_call_delta"
@@ -338,7 +476,7 @@ class ToolCallDelta:
 
 
 @dataclass(slots=True)
-class ToolCallComplete:
+class ToolCallComplete(_Event):
     """A tool call whose arguments are final."""
 
     type: ClassVar[Literal["tool_call"]] = "tool_call"
@@ -347,7 +485,7 @@ class ToolCallComplete:
 
 
 @dataclass(slots=True)
-class UsageEvent:
+class UsageEvent(_Event):
     """Token usage, sent once before ``Done`` when the server reported it."""
 
     type: ClassVar[Literal["usage"]] = "usage"
@@ -355,7 +493,7 @@ class UsageEvent:
 
 
 @dataclass(slots=True)
-class PartialParsed:
+class PartialParsed(_Event):
     """The structured output read so far (a stream with ``response_format(T)``): ``value`` is the
     JSON parsed so far, open strings and containers closed, as plain dicts / lists / scalars, not
     yet validated. At most one per network read, when the value grew during it; each ``value`` is
@@ -370,7 +508,7 @@ R = TypeVar("R")
 
 
 @dataclass(slots=True)
-class Done(Generic[R]):
+class Done(_Event, Generic[R]):
     """The last event of every finished stream, with the whole accumulated response
     (a ``ChatCompletionResponse``; a ``CompletionResponse`` for legacy completions)."""
 
@@ -380,7 +518,7 @@ class Done(Generic[R]):
 
 
 @dataclass(slots=True)
-class ServerEvent:
+class ServerEvent(_Event):
     """A named SSE event that is not a chat chunk (e.g. FastGPT's ``flowResponses``)."""
 
     type: ClassVar[Literal["event"]] = "event"

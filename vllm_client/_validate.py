@@ -124,6 +124,25 @@ def message(setter: str, m: Any) -> dict[str, Any]:
     return m
 
 
+def json_value(setter: str, value: Any) -> Any:
+    """A JSON value: dicts with string keys, lists, strings, numbers, booleans, None."""
+    def ok(x: Any, depth: int) -> bool:
+        if x is None or isinstance(x, (str, int, float)):
+            return True
+        if depth > 200:
+            return False
+        if isinstance(x, dict):
+            return all(isinstance(k, str) and ok(val, depth + 1) for k, val in x.items())
+        if isinstance(x, (list, tuple)):
+            return all(ok(val, depth + 1) for val in x)
+        return False
+
+    if not ok(value, 0):
+        raise _bad(setter, value, "a JSON value (dicts with string keys, lists, strings, numbers, booleans, None)")
+    check_finite(value, setter)
+    return value
+
+
 def check_finite(value: Any, path: str = "body") -> None:
     """Refuse NaN / +-Inf anywhere in a JSON-bound value (orjson would send them as null),
     and values nested too deeply to be JSON (or that contain themselves)."""

@@ -20,7 +20,7 @@ from .._observe import _Meta, attach
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
 from .._types import Usage, _dict, _list, _str
 from .._urls import redact_url
-from .base import Creator, _Builder
+from .base import Creator, _Builder, endpoint
 
 if TYPE_CHECKING:
     from .._core import ClientCore, Flow
@@ -258,10 +258,12 @@ class _AudioNamespace(Generic[TB, LB]):
         self._transcriptions: Creator[TB] = Creator(client, transcription)
         self._translations: Creator[LB] = Creator(client, translation)
 
+    @endpoint
     def transcriptions(self) -> Creator[TB]:
         """Speech to text: ``.create().file(path_or_bytes).send()``."""
         return self._transcriptions
 
+    @endpoint
     def translations(self) -> Creator[LB]:
         """Speech to English text: ``.create().file(path_or_bytes).send()``."""
         return self._translations

@@ -12,12 +12,16 @@ endpoint with a tool loop, ``ToolLoopSender`` / ``AsyncToolLoopSender`` (those p
 
 from __future__ import annotations
 
+import copy as _copymod
+import inspect
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NoReturn, TypeVar
 
 from .. import _validate as v
 from .._config import Timeout, TimeoutTypes, check_header, to_timeout
+from .._exceptions import InvalidRequestError
 from .._stream import AsyncChatStream, ChatStream, StreamAccumulator
+from .._types import Done, add_usage, set_total_usage
 
 if TYPE_CHECKING:
     from .._conversation import ToolLoop
@@ -28,7 +32,7 @@ B = TypeVar("B", bound="_Builder")
 R = TypeVar("R")
 
 __all__ = ["_Builder", "Sender", "AsyncSender", "StreamSender", "AsyncStreamSender", "ToolLoopSender",
-           "AsyncToolLoopSender", "Creator"]
+           "AsyncToolLoopSender", "Creator", "endpoint"]
 
 
 def _copy(value: Any) -> Any:
@@ -64,6 +68,44 @@ class _Builder:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._body!r})"
+
+    # -- reuse ---------------------------------------------------------------
+
+    def copy(self: B) -> B:
+        """An independent builder for the same client: its own body (messages, tools, every
+        field), headers and timeout. Setters change the builder they are called on and return
+        it, so copy a builder to reuse it: ``a = base.copy().user_message("A")``."""
+        return _copymod.deepcopy(self)
+
+    def __copy__(self: B) -> B:
+        # copy.copy: the builder's own containers are new (appending a message to one never
+        # changes the other); what they hold (message dicts) is shared. copy() copies it all.
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new._body = {k: (x.copy() if x.__class__ is list or x.__class__ is dict else x)
+                     for k, x in self._body.items()}
+        new._extra = dict(self._extra)
+        new._headers = dict(self._headers)
+        return new
+
+    def __deepcopy__(self: B, memo: dict[int, Any]) -> B:
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        d = new.__dict__
+        for k, val in self.__dict__.items():
+            # the client (connections, locks) and the immutable output type / tool set are shared
+            d[k] = val if k in _SHARED else _copymod.deepcopy(val, memo)
+        return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_parse", None)  # this builder's own parse (a closure): made again from _output
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self._output is not None:
+            self._set_output(self._output)
 
     def _set_output(self, output: Any) -> None:
         """Remember the output type of the latest schema setter (None: a schema dict, no type);
@@ -261,20 +303,29 @@ class ToolLoopSender(_ToolLoops, StreamSender[R]):
     def _tool_loop(self, max_rounds: int) -> tuple[R, ToolLoop]:
         """The final response and the loop that led to it (``Conversation.send`` keeps its history)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             response = loop.next_builder().send()
+            total = add_usage(total, response)
+            set_total_usage(response, total)
             calls = loop.after(response)
             if calls is None:
                 return response, loop
             loop.add_results(c._run_tools(calls))  # type: ignore[attr-defined]
 
     def run_tools_stream(self, max_rounds: int = 8) -> Iterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round;
+        its response's ``total_usage`` sums the rounds so far)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             with loop.next_builder().send_stream() as stream:
-                yield from stream
+                for ev in stream:
+                    if ev.__class__ is Done:
+                        set_total_usage(ev.response, add_usage(total, ev.response))
+                    yield ev
                 response = stream.final_response()
+            total = add_usage(total, response)
             calls = loop.after(response)
             if calls is None:
                 return
@@ -296,27 +347,37 @@ class AsyncToolLoopSender(_ToolLoops, AsyncStreamSender[R]):
     async def _tool_loop(self, max_rounds: int) -> tuple[R, ToolLoop]:
         """The final response and the loop that led to it (``AsyncConversation.send`` keeps its history)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             response = await loop.next_builder().send()
+            total = add_usage(total, response)
+            set_total_usage(response, total)
             calls = loop.after(response)
             if calls is None:
                 return response, loop
             loop.add_results(await c._run_tools(calls))  # type: ignore[attr-defined]
 
     async def run_tools_stream(self, max_rounds: int = 8) -> AsyncIterator[StreamEvent]:
-        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round)."""
+        """Like ``run_tools`` but streamed: yields the events of every round (a ``Done`` per round;
+        its response's ``total_usage`` sums the rounds so far)."""
         loop, c = self._new_tool_loop(max_rounds), self._client
+        total = None
         while True:
             stream = await loop.next_builder().send_stream()
             async with stream:
                 async for ev in stream:
+                    if ev.__class__ is Done:
+                        set_total_usage(ev.response, add_usage(total, ev.response))
                     yield ev
                 response = await stream.final_response()
+            total = add_usage(total, response)
             calls = loop.after(response)
             if calls is None:
                 return
             loop.add_results(await c._run_tools(calls))  # type: ignore[attr-defined]
 
+
+_SHARED = frozenset({"_client", "_parse", "_output", "_toolset"})
 
 BT = TypeVar("BT")
 
@@ -328,6 +389,65 @@ class Creator(Generic[BT]):
         self._client = client
         self._builder = builder
 
-    def create(self) -> BT:
-        """A new builder for this endpoint."""
-        return self._builder(self._client)
+    def create(self, **fields: Any) -> BT:
+        """A new builder for this endpoint; ``fields`` are body fields as keyword arguments, each
+        given to the setter of that name (``create(model=m, messages=msgs, temperature=0.2)``),
+        so they are validated as the setters validate. Also ``extra_body=`` (as ``extra()``)
+        and ``extra_headers=`` (as ``header()``)."""
+        b = self._builder(self._client)
+        if fields:
+            apply_fields(b, fields)
+        return b
+
+
+# Public builder methods that are not body fields (create() refuses them as keywords).
+_NOT_FIELDS = frozenset({"send", "send_stream", "run_tools", "run_tools_stream", "build", "copy", "header",
+                         "create"})
+_keyword_setters: dict[tuple[type, str], bool] = {}
+
+
+def apply_fields(builder: Any, fields: Mapping[str, Any]) -> None:
+    """Call ``builder.<name>(value)`` for each field (``create(**fields)``); an unknown name is
+    an ``InvalidRequestError`` that names it and points to ``extra()``."""
+    for name, value in fields.items():
+        if name == "extra_headers":
+            for k, val in v.mapping("create(extra_headers=)", value).items():
+                builder.header(k, val)
+            continue
+        attr = "extra" if name == "extra_body" else name
+        setter = None if attr.startswith("_") or attr in _NOT_FIELDS else getattr(builder, attr, None)
+        if setter is None or not callable(setter):
+            raise InvalidRequestError(
+                f"create({name}=...): {type(builder).__name__} has no setter {name!r}; a field the SDK "
+                f"has no setter for goes in .extra({{{name!r}: ...}}) (or create(extra_body={{...}}))")
+        key = (type(builder), attr)
+        keyword = _keyword_setters.get(key)
+        if keyword is None:  # a setter taking keyword arguments only: create(name={...}) spreads the dict
+            params = list(inspect.signature(setter).parameters.values())
+            keyword = _keyword_setters[key] = bool(params) and all(
+                p.kind in (p.KEYWORD_ONLY, p.VAR_KEYWORD) for p in params)
+        if keyword:
+            setter(**v.mapping(f"create({name}=)", value))
+        else:
+            setter(value)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PREFIXES = {"_ChatNamespace": "chat.", "_AudioNamespace": "audio."}
+
+
+def endpoint(fn: F) -> F:
+    """Mark a client method that gives an endpoint (``client.embeddings()``): it stays a plain
+    method (nothing added to the request path), and openai-python's spelling
+    ``client.embeddings.create(...)`` raises an ``AttributeError`` that shows this SDK's."""
+    owner = fn.__qualname__.rpartition(".")[0]
+    path = _PREFIXES.get(owner, "") + fn.__name__
+    example = "model=..., messages=[...]" if path == "chat.completions" else "model=..., ..."
+
+    def create(*args: Any, **kwargs: Any) -> NoReturn:
+        raise AttributeError(f"client.{path} is a method in vllm_client: openai-python's client.{path}.create("
+                             f"{example}) is spelt client.{path}().create({example}).send() here")
+
+    create.__qualname__ = create.__name__ = f"{path}.create (openai-python's spelling)"
+    setattr(fn, "create", create)  # noqa: B010 (a function attribute: client.x.create finds it)
+    return fn

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from .. import _validate as v
 from .._conversation import AsyncConversation, Conversation, ConversationState, ToolLoop
 from .._exceptions import InvalidRequestError
 from .._media import media_part
-from .._types import ToolCall, WeightVersionSpan, _Completion, _dict, split_content
-from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy
+from .._types import ChatMessage, ToolCall, WeightVersionSpan, _Completion, _dict, split_content
+from .base import AsyncToolLoopSender, Creator, ToolLoopSender, _copy, endpoint
 from .common import _ChatTemplateFields
 from .sampling import _check_min_max, _SamplingMixin
 
@@ -21,6 +21,14 @@ __all__ = ["BATCH_CHAT_FIELDS", "Choice", "ChatCompletionResponse", "ChatBody", 
            "Chat", "AsyncChat"]
 
 CB = TypeVar("CB", bound="ChatBody")
+T = TypeVar("T")
+if TYPE_CHECKING:  # the output type of response_format(T) & co. (Any when none was given)
+    from typing_extensions import Self
+    from typing_extensions import TypeVar as _TypeVarWithDefault
+
+    P = _TypeVarWithDefault("P", default=Any)
+else:
+    P = TypeVar("P")
 # Where servers put an assistant turn's reasoning, and read it back from: vLLM reads `reasoning`
 # only (0.32+), DeepSeek `reasoning_content`.
 _REASONING_KEYS = ("reasoning", "reasoning_content")
@@ -42,7 +50,7 @@ BATCH_CHAT_FIELDS = frozenset("""
 
 
 @dataclass(slots=True)
-class Choice:
+class Choice(Generic[P]):
     """One choice of a chat completion (one per ``n``)."""
 
     index: int
@@ -53,17 +61,18 @@ class Choice:
     refusal: str | None = None
     logprobs: Any = None
     stop_reason: Any = None
-    message: dict[str, Any] = field(default_factory=dict)
+    message: ChatMessage = field(default_factory=ChatMessage)  # the message as sent: a dict, fields also as attributes
     token_ids: list[int] | None = None  # vLLM, with return_token_ids
-    parsed: Any = None  # the validated output instance (with an output type), else None
+    parsed: P | None = None  # the validated output instance (with an output type), else None
     weight_versions: list[WeightVersionSpan] | None = None  # vLLM 0.33+, with return_weight_versions
 
     @classmethod
-    def from_dict(cls, d: Any, position: int = 0) -> Choice:
+    def from_dict(cls, d: Any, position: int = 0) -> Choice[Any]:
         """Parse a choice of a ``chat.completion`` body."""
         d = _dict(d)
         get = d.get
-        msg = _dict(get("message"))
+        msg = get("message")
+        msg = ChatMessage(msg) if msg.__class__ is dict else ChatMessage()
         mget = msg.get
         content = mget("content")
         part_reasoning = None
@@ -111,7 +120,7 @@ class Choice:
         return out
 
 
-class ChatCompletionResponse(_Completion):
+class ChatCompletionResponse(_Completion, Generic[P]):
     """A chat completion. Top-level ``content``/``reasoning_content``/``tool_calls``/
     ``finish_reason``/``refusal``/``message`` are those of the first choice."""
 
@@ -120,12 +129,12 @@ class ChatCompletionResponse(_Completion):
     _choice = Choice
 
     @property
-    def choices(self) -> list[Choice]:
+    def choices(self) -> list[Choice[P]]:
         """One ``Choice`` per ``n``, in the server's order."""
         return self._parsed_choices()
 
     @property
-    def _first(self) -> Choice | None:
+    def _first(self) -> Choice[P] | None:
         choices = self._parsed_choices()
         return choices[0] if choices else None
 
@@ -175,7 +184,7 @@ class ChatCompletionResponse(_Completion):
         return c.history_message() if c else {"role": "assistant", "content": ""}
 
     @property
-    def parsed(self) -> Any:
+    def parsed(self) -> P | None:
         """The first choice's validated output (``response_format(T)``: a ``T``); None when no
         type was given or the model refused (then ``refusal`` is set)."""
         c = self._first
@@ -184,6 +193,24 @@ class ChatCompletionResponse(_Completion):
 
 # ---------------------------------------------------------------------------
 # the request body
+
+
+def _system_first(msgs: list[Any], text: str, setter: str) -> bool:
+    """True when ``msgs`` already starts with this system prompt; False when it has none first;
+    an error when it starts with a different one (two system prompts: which one was meant?)."""
+    first = msgs[0] if msgs else None
+    if first.__class__ is not dict or first.get("role") != "system":
+        return False
+    if first.get("content") == text:
+        return True
+    raise InvalidRequestError(
+        f"{setter}(...): two different system prompts, {_short(text)} from system() and "
+        f"{_short(first.get('content'))} first in the messages; keep one (copy() a builder to vary it)")
+
+
+def _short(text: Any) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 class ChatBody(_ChatTemplateFields, _SamplingMixin):
@@ -197,15 +224,26 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
     _typed_output = True  # response_format(T) & co.: responses get .parsed
     _parse_retries = 0  # parse_retries(n): re-asks after an OutputParseError
 
+    _system: str | None = None  # the text given to system(): it stays the first message
+
     def messages(self: CB, messages: list[dict[str, Any]]) -> CB:
-        """Replace the message list (dicts with ``role`` and ``content``)."""
+        """Replace the message list (dicts with ``role`` and ``content``). A prompt given to
+        ``system()`` stays first (a different system message first in ``messages`` is an error)."""
         self._path = ChatBody._path
-        return self._set("messages", _copy(v.messages("messages", messages)))
+        system = self._system
+        if system is None:  # (the usual case first: no system() before)
+            return self._set("messages", _copy(v.messages("messages", messages)))
+        msgs = _copy(v.messages("messages", messages))
+        if msgs is not None and not _system_first(msgs, system, "messages"):
+            msgs.insert(0, {"role": "system", "content": system})
+        return self._set("messages", msgs)
 
     def message(self: CB, message: Mapping[str, Any]) -> CB:
         """Append one message dict."""
         if self._path == _BATCH_PATH:
             raise InvalidRequestError("message(...) after conversations([...]): add the message to a conversation")
+        if not isinstance(message, Mapping):
+            v.message("message", message)  # (raises: not a dict)
         self._body.setdefault("messages", []).append(v.message("message", dict(message)))
         return self
 
@@ -236,8 +274,21 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         return super()._request_parts(stream)
 
     def system(self: CB, text: str) -> CB:
-        """Append a system message."""
-        return self.message({"role": "system", "content": v.string("system", text, empty_ok=True)})
+        """The system prompt: always the first message, whether called before or after
+        ``messages()`` / ``user_message()``. A different system message already first (from
+        ``messages()`` or an earlier ``system()``) is an ``InvalidRequestError``, never dropped."""
+        text = v.string("system", text, empty_ok=True)
+        if text is None:
+            raise InvalidRequestError("system(None): expected a string")
+        if self._path == _BATCH_PATH:
+            raise InvalidRequestError("system(...) after conversations([...]): put it in each conversation")
+        msgs = self._body.get("messages")
+        if msgs is None:
+            msgs = self._body["messages"] = []
+        if not _system_first(msgs, text, "system"):
+            msgs.insert(0, {"role": "system", "content": text})
+        self._system = text
+        return self
 
     def user_message(self: CB, content: str | list[Any], *, images: Iterable[Any] = (), audio: Iterable[Any] = (),
                      videos: Iterable[Any] = ()) -> CB:
@@ -252,7 +303,7 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
         parts = []
         for kind, items in (("image", images), ("audio", audio), ("video", videos)):
             arg = "images" if kind == "image" else ("audio" if kind == "audio" else "videos")
-            if isinstance(items, (str, bytes, os.PathLike, dict)):
+            if isinstance(items, (str, bytes, bytearray, os.PathLike, Mapping)) or not isinstance(items, Iterable):
                 raise InvalidRequestError(f"user_message({arg}=...): expected a list of {arg}")
             parts += [media_part(x, kind, f"user_message({arg}=[...])") for x in items]
         if parts:
@@ -407,32 +458,102 @@ class ChatBody(_ChatTemplateFields, _SamplingMixin):
 # the builders: the body plus a sender (with the tool loop: base.ToolLoopSender)
 
 
-class ChatCompletionBuilder(ChatBody, ToolLoopSender[ChatCompletionResponse]):
-    """Builds one chat completion request; ``send()`` or ``send_stream()`` it."""
+class ChatCompletionBuilder(ChatBody, ToolLoopSender[ChatCompletionResponse[P]], Generic[P]):
+    """Builds one chat completion request; ``send()`` or ``send_stream()`` it. Generic in the
+    output type ``P`` of ``response_format(P)``: ``send().parsed`` is a ``P | None``."""
 
-    def send(self) -> ChatCompletionResponse:
+    # Typing only: a type given to response_format / json_schema / structured_outputs(json=)
+    # makes the builder's responses' .parsed that type (to mypy and pyright).
+    @overload
+    def response_format(self, fmt: type[T]) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def response_format(self, fmt: Mapping[str, Any]) -> Self: ...
+    @overload
+    def response_format(self, fmt: Any) -> ChatCompletionBuilder[Any]: ...
+    def response_format(self, fmt: Any) -> Any:
+        return ChatBody.response_format(self, fmt)
+
+    @overload
+    def json_schema(self, schema: type[T], name: str | None = None, strict: bool = True) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def json_schema(self, schema: Mapping[str, Any], name: str | None = None, strict: bool = True) -> Self: ...
+    @overload
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> ChatCompletionBuilder[Any]: ...
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> Any:
+        return ChatBody.json_schema(self, schema, name, strict)
+
+    @overload
+    def structured_outputs(self, *, json: type[T], **more: Any) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, choice: type[T], **more: Any) -> ChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, json: Mapping[str, Any] | str | None = None, regex: str | None = None,
+                           choice: list[str] | None = None, grammar: str | None = None,
+                           json_object: bool | None = None, structural_tag: str | None = None,
+                           **more: Any) -> Self: ...
+    @overload
+    def structured_outputs(self, **kwargs: Any) -> ChatCompletionBuilder[Any]: ...
+    def structured_outputs(self, **kwargs: Any) -> Any:
+        return ChatBody.structured_outputs(self, **kwargs)
+
+    def send(self) -> ChatCompletionResponse[P]:
         """Send and return the response (with an output type, ``.parsed`` is validated;
         ``parse_retries(n)`` re-asks on an ``OutputParseError``)."""
         if self._parse_retries and self._output is not None and not self._streams():
             from .._structured import reask_flow
 
             c: Any = self._client
-            result: ChatCompletionResponse = c._run(reask_flow(c, self, self._parse_retries))
+            result: ChatCompletionResponse[P] = c._run(reask_flow(c, self, self._parse_retries))
             return result
         return ToolLoopSender.send(self)
 
 
-class AsyncChatCompletionBuilder(ChatBody, AsyncToolLoopSender[ChatCompletionResponse]):
-    """Builds one chat completion request; ``await send()`` or ``await send_stream()``."""
+class AsyncChatCompletionBuilder(ChatBody, AsyncToolLoopSender[ChatCompletionResponse[P]], Generic[P]):
+    """Builds one chat completion request; ``await send()`` or ``await send_stream()``. Generic
+    in the output type ``P`` of ``response_format(P)``: ``.parsed`` is a ``P | None``."""
 
-    async def send(self) -> ChatCompletionResponse:
+    # Typing only: a type given to response_format / json_schema / structured_outputs(json=)
+    # makes the builder's responses' .parsed that type (to mypy and pyright).
+    @overload
+    def response_format(self, fmt: type[T]) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def response_format(self, fmt: Mapping[str, Any]) -> Self: ...
+    @overload
+    def response_format(self, fmt: Any) -> AsyncChatCompletionBuilder[Any]: ...
+    def response_format(self, fmt: Any) -> Any:
+        return ChatBody.response_format(self, fmt)
+
+    @overload
+    def json_schema(self, schema: type[T], name: str | None = None, strict: bool = True) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def json_schema(self, schema: Mapping[str, Any], name: str | None = None, strict: bool = True) -> Self: ...
+    @overload
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> AsyncChatCompletionBuilder[Any]: ...
+    def json_schema(self, schema: Any, name: str | None = None, strict: bool = True) -> Any:
+        return ChatBody.json_schema(self, schema, name, strict)
+
+    @overload
+    def structured_outputs(self, *, json: type[T], **more: Any) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, choice: type[T], **more: Any) -> AsyncChatCompletionBuilder[T]: ...
+    @overload
+    def structured_outputs(self, *, json: Mapping[str, Any] | str | None = None, regex: str | None = None,
+                           choice: list[str] | None = None, grammar: str | None = None,
+                           json_object: bool | None = None, structural_tag: str | None = None,
+                           **more: Any) -> Self: ...
+    @overload
+    def structured_outputs(self, **kwargs: Any) -> AsyncChatCompletionBuilder[Any]: ...
+    def structured_outputs(self, **kwargs: Any) -> Any:
+        return ChatBody.structured_outputs(self, **kwargs)
+
+    async def send(self) -> ChatCompletionResponse[P]:
         """Send and return the response (with an output type, ``.parsed`` is validated;
         ``parse_retries(n)`` re-asks on an ``OutputParseError``)."""
         if self._parse_retries and self._output is not None and not self._streams():
             from .._structured import reask_flow
 
             c: Any = self._client
-            result: ChatCompletionResponse = await c._run(reask_flow(c, self, self._parse_retries))
+            result: ChatCompletionResponse[P] = await c._run(reask_flow(c, self, self._parse_retries))
             return result
         return await AsyncToolLoopSender.send(self)
 
@@ -453,6 +574,7 @@ class _ChatNamespace(Generic[BT, CT]):
         self._completions = Creator(client, builder)  # stateless: one is enough
         self._conversation = conversation
 
+    @endpoint
     def completions(self) -> Creator[BT]:
         """The chat completions endpoint: ``.create()`` gives a builder."""
         return self._completions

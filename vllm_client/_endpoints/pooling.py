@@ -73,8 +73,7 @@ class PoolingBody(_EncodedOutput, _PoolingInput):
         """Input for an IO-processor plugin (vLLM ``--io-processor-plugin``), instead of input/messages."""
         if data is None:
             return self._set("data", None)
-        v.check_finite(data, "data")
-        return self._set("data", data)
+        return self._set("data", v.json_value("data", data))
 
     def _check(self, body: dict[str, Any]) -> None:
         if "data" in body:

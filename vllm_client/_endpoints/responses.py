@@ -154,7 +154,8 @@ class ResponsesResponse(_Meta):
     """A response of the Responses API. ``raw`` is the JSON object as received; the typed
     fields are read from it. ``parsed`` is the ``text_format(T)`` instance (None without a type)."""
 
-    __slots__ = ("raw", "_output", "parsed")
+    __slots__ = ("raw", "_output", "parsed", "_total_usage")
+    _total_usage: Usage | None
 
     def __init__(self, raw: dict[str, Any]) -> None:
         output = raw.get("output")
@@ -258,8 +259,15 @@ class ResponsesResponse(_Meta):
         return (f"ResponsesResponse(id={self.id!r}, status={self.status!r}, output_text={self.output_text!r:.80}, "
                 f"tool_calls={self.tool_calls!r}, usage={self.usage!r})")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.raw,))
+    @property
+    def total_usage(self) -> Usage | None:
+        """The usage of every request that led to this response, summed (``run_tools()``'s rounds);
+        for a single request, its ``usage``."""
+        try:
+            total: Usage | None = self._total_usage
+        except AttributeError:
+            return self.usage
+        return total
 
 
 def _parser(output: Any) -> Callable[[dict[str, Any]], ResponsesResponse]:

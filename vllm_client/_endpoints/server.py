@@ -64,6 +64,9 @@ class ModelList(list[Model], _MetaView):
 
     __slots__ = ("_timing", "_headers", "_status")
 
+    def _plain(self) -> Any:
+        return {"object": "list", "data": [m.raw for m in self]}
+
 
 @dataclass(slots=True)
 class TokenizeResult(_Meta):
@@ -257,6 +260,9 @@ class Metrics(Mapping[str, float], _Meta):
 
     def __getitem__(self, key: str) -> float:
         return self._values[key]
+
+    def _plain(self) -> Any:
+        return dict(self._values)  # (to_dict(): each sample as written -> its value)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

@@ -1,4 +1,4 @@
-"""Batch jobs on a Ray cluster (the optional extra ``ray``: ``pip install "vllm_client[ray]"``).
+"""Batch jobs on a Ray cluster (the optional extra ``ray``: ``pip install -e ".[ray]"`` in a checkout).
 
 - ``BatchProcessor``: a callable class for ``Dataset.map_batches`` (rows in, one output row per
   request, typed errors instead of exceptions); ``process(ds, ...)`` applies it with

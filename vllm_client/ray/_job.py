@@ -28,7 +28,8 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError('vllm_client.ray needs Ray: pip install "vllm_client[ray]"') from e
+        raise ImportError("vllm_client.ray needs Ray: pip install 'ray[data]' (or, in a checkout of this SDK: "
+                          "pip install -e '.[ray]')") from e
     return ray
 
 
