@@ -519,3 +519,16 @@ def test_import_is_light() -> None:
 def test_public_names() -> None:
     for name in vllm_client.__all__:
         assert getattr(vllm_client, name) is not None, name
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("url", ["http://h:8000/v1?api_key=sk-SECRET123", "http://h:8000/v1#sk-SECRET123",
+                                 "http://h:8000/v1/?x=1"])
+def test_base_url_with_query_or_fragment_is_refused(kind: str, url: str) -> None:
+    """A query or fragment would sit before every path the client appends: refused when the
+    client is made, without echoing the URL (a query may hold a key)."""
+    from tests._both import make
+
+    with pytest.raises(InvalidRequestError, match="query") as ei:
+        make(kind, url)
+    assert "SECRET" not in str(ei.value) and "SECRET" not in repr(ei.value)

@@ -341,6 +341,25 @@ def failure_reason(e: BaseException | None) -> str | None:
     return None
 
 
+def tls_refused(e: BaseException | None) -> bool:
+    """Whether a failure is a TLS refusal that a retry cannot mend: the server's certificate
+    failed verification, or the server refused the client's certificate (a handshake cut
+    short by the network is not one)."""
+    for x in _chain(e):
+        if type(x).__name__ == "SSLCertVerificationError":
+            return True
+        if type(x).__module__ == "ssl" and type(x).__name__.startswith("SSL"):
+            reason = getattr(x, "reason", None)
+            text = str(reason) if isinstance(reason, str) else str(x)
+            if any(r in text for r in _REFUSALS):
+                return True
+    return False
+
+
+_REFUSALS = ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "BAD_CERTIFICATE", "CERTIFICATE_UNKNOWN",
+             "CERTIFICATE_EXPIRED", "CERTIFICATE_REVOKED", "UNSUPPORTED_CERTIFICATE")
+
+
 def headers_too_large(e: BaseException | None) -> bool:
     """Whether a failure is the response's header section being over the limit."""
     for x in _chain(e):

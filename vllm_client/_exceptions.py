@@ -158,6 +158,12 @@ class APITimeoutError(APIConnectionError):
     """A connect, read (gap between bytes) or total timeout fired."""
 
 
+class TLSError(APIConnectionError):
+    """The TLS handshake was refused for good: the server's certificate is not trusted (give
+    its CA with ``verify=``), or the server refused the client certificate (``cert=``). Not
+    retried: the same settings fail the same way."""
+
+
 class APIStatusError(VllmError):
     """The server answered with an HTTP error status.
 

@@ -6,7 +6,7 @@ import random
 import time
 from collections.abc import Mapping
 
-from ._exceptions import APIConnectionError
+from ._exceptions import APIConnectionError, TLSError
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})  # not 501: not implemented stays so
 MAX_RETRY_AFTER = 60.0  # a server asking for longer than this is not waited for
@@ -91,7 +91,8 @@ def decide(
     if attempt >= max_retries:
         return None
     if error is not None:
-        return backoff(attempt) if isinstance(error, APIConnectionError) else None
+        retryable = isinstance(error, APIConnectionError) and not isinstance(error, TLSError)
+        return backoff(attempt) if retryable else None
     if status is None or not should_retry_status(status):
         return None
     asked = retry_after(headers)

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests._both import CLIENTS, call, close, make
+from tests._both import CLIENTS, call, close, make, recording_hooks
 from tests.real_parts.conftest import Gateway, Pki, Proxy, env_without_proxies
-from vllm_client import APIConnectionError, APIStatusError
+from vllm_client import APIConnectionError, APIStatusError, TLSError
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -59,6 +59,18 @@ async def test_untrusted_certificate_is_a_named_connection_error(kind: str, gate
     with pytest.raises(APIConnectionError, match="certificate verify failed") as e:
         await chat_both_ways(kind, gateway.tls_url)
     assert "--ca-bundle" in str(e.value)
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_untrusted_certificate_is_not_retried(kind: str, gateway: Gateway) -> None:
+    seen, hooks = recording_hooks(kind)
+    client = make(kind, gateway.tls_url, default_model="fake-model", max_retries=3, event_hooks=hooks)
+    try:
+        with pytest.raises(TLSError, match="certificate verify failed"):
+            await call(kind, client.chat.completions().create().user_message("hi"), "send")
+    finally:
+        await close(kind, client)
+    assert len(seen) == 1  # one attempt: the same settings would fail the same way, no backoff
 
 
 @pytest.mark.parametrize("kind", CLIENTS)

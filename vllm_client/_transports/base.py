@@ -16,8 +16,8 @@ from types import TracebackType
 from typing import Any, Literal, Protocol
 
 from .._config import Timeout
-from .._connection import MAX_HEADER_LINE, failure_reason, headers_too_large
-from .._exceptions import APIConnectionError, APITimeoutError, ResponseDecodeError
+from .._connection import MAX_HEADER_LINE, failure_reason, headers_too_large, tls_refused
+from .._exceptions import APIConnectionError, APITimeoutError, ResponseDecodeError, TLSError
 from .._urls import redact_url
 
 __all__ = ["PreparedRequest", "Response", "SyncTransport", "AsyncTransport", "MapErrors"]
@@ -190,7 +190,8 @@ class MapErrors:
                     f"{MAX_HEADER_LINE // 1024} KiB, or too many header lines)", url=url) from None
             where = f"could not reach {redact_url(url)}" if self.phase == "connect" else \
                 f"connection to {redact_url(url)} broke"
-            raise APIConnectionError(f"{where}: {_why(e)}", url=url) from None
+            cls = TLSError if tls_refused(e) else APIConnectionError
+            raise cls(f"{where}: {_why(e)}", url=url) from None
 
 
 def _why(e: BaseException) -> str:
