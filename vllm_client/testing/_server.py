@@ -26,6 +26,7 @@ import orjson
 from . import _wire as w
 from ._retrieval import Pooled
 from ._surface import CHAT_BATCH, RESPONSES, SurfaceRoutes
+from ._wire import _Answer
 
 __all__ = ["FakeVllmServer", "RecordedRequest"]
 
@@ -96,16 +97,6 @@ class _Plan:
     trickle: float = 0.0
     disconnect_after: int | None = None
     stall: tuple[float, int] | None = None
-
-
-@dataclass
-class _Answer:
-    status: int
-    body: bytes = b""
-    content_type: str | None = "application/json"
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    events: list[bytes] | None = None  # an SSE answer
-    exact: bool = False  # raw(): the caller's headers are the framing
 
 
 class _HTTPServer(ThreadingHTTPServer):

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from . import _wire as w
+from ._wire import _Answer
 
 if TYPE_CHECKING:
-    from ._server import _Answer, _Headers, _Item
+    from ._server import _Headers, _Item
 
 __all__ = ["SurfaceRoutes", "RESPONSES", "CHAT_BATCH"]
 
@@ -34,8 +35,6 @@ _SSE = "text/event-stream; charset=utf-8"
 
 
 def _answer(status: int, body: bytes = b"", content_type: str | None = "application/json", **kw: Any) -> _Answer:
-    from ._server import _Answer
-
     return _Answer(status, body, content_type, **kw)
 
 

@@ -619,3 +619,15 @@ def embeddings_json(model: str, vectors: list[list[float]], prompt_tokens: int, 
                          "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens,
                                    "completion_tokens": 0, "prompt_tokens_details": None,
                                    "completion_tokens_details": None}})
+
+
+@dataclass
+class _Answer:
+    """One HTTP answer of the fake server (status, body, headers; SSE events for a stream)."""
+
+    status: int
+    body: bytes = b""
+    content_type: str | None = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    events: list[bytes] | None = None  # an SSE answer
+    exact: bool = False  # raw(): the caller's headers are the framing
