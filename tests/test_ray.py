@@ -126,7 +126,7 @@ def test_processor_preprocess_builder_and_postprocess(ray_session: Any, server: 
 
     # a plain body from preprocess goes to `endpoint`
     out = vray.process(ray.data.from_items([{"p": "x"}]), server.url,
-                       preprocess=lambda row: {"model": "m", "prompt": row["p"], "max_tokens": 2},
+                       preprocess=lambda row: {"model": "fake-model", "prompt": row["p"], "max_tokens": 2},
                        endpoint="/v1/completions").take_all()
     assert out[0]["content"] and out[0]["completion_tokens"] == 2
 
