@@ -180,3 +180,27 @@ def test_a_user_sessions_verify_beats_requests_ca_bundle(gateway: Gateway, pki: 
     session.verify = pki.ca
     with VllmClient(gateway.tls_url, transport=RequestsTransport(session=session), max_retries=0) as client:
         assert [m.id for m in client.models()] == ["fake-model"]
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_ca_bundle_replaced_on_disk_is_read_by_the_next_client(kind: str, gateway: Gateway, pki: Pki,
+                                                                      tmp_path: Path) -> None:
+    """Contexts are made once per process for the same CA file (loading a bundle costs ~30 ms),
+    but a bundle rotated on disk is not served from that cache."""
+    import os
+
+    import trustme
+
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(Path(pki.ca).read_bytes())
+    r, _ = await chat_both_ways(kind, gateway.tls_url, verify=str(ca))
+    assert r.content
+    trustme.CA().cert_pem.write_to_path(str(ca))  # another CA: the gateway is no longer trusted
+    st = ca.stat()
+    os.utime(ca, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(TLSError):
+        await chat_both_ways(kind, gateway.tls_url, verify=str(ca))
+    ca.write_bytes(Path(pki.ca).read_bytes())
+    os.utime(ca, ns=(st.st_atime_ns, st.st_mtime_ns + 2 * 10**9))
+    r, _ = await chat_both_ways(kind, gateway.tls_url, verify=str(ca))
+    assert r.content
