@@ -125,12 +125,8 @@ def test_reasoning_with_tools(rclient: Any, msgs: Any, reasoning_server: Target)
         assert r.tool_calls[0].arguments_json() == {"city": "Paris"} and r.finish_reason == "tool_calls"
 
 
-def test_reasoning_round_trip_with_a_tool(rclient: Any, reasoning_server: Target) -> None:
-    """The model's reasoning goes back to vLLM as ``reasoning`` (the only key it reads) in the
-    turns a conversation and its tool loop send: vLLM's prompt (seen through
-    ``return_token_ids`` and ``/detokenize``) shows it."""
-    if not reasoning_server.scripted:
-        pytest.skip("needs the tiny model")
+def weather_tool() -> tuple[Any, list[str]]:
+    """A ``get_weather`` tool that records the cities it was run for: (the tool, that list)."""
     ran: list[str] = []
 
     def get_weather(city: str) -> str:
@@ -142,6 +138,16 @@ def test_reasoning_round_trip_with_a_tool(rclient: Any, reasoning_server: Target
         ran.append(city)
         return "sunny"
 
+    return get_weather, ran
+
+
+def test_reasoning_round_trip_with_a_tool(rclient: Any, reasoning_server: Target) -> None:
+    """The model's reasoning goes back to vLLM as ``reasoning`` (the only key it reads) in the
+    turns a conversation and its tool loop send: vLLM's prompt (seen through
+    ``return_token_ids`` and ``/detokenize``) shows it."""
+    if not reasoning_server.scripted:
+        pytest.skip("needs the tiny model")
+    get_weather, ran = weather_tool()
     chat = rclient.chat.conversation()
     first = chat.send("Think first.", builder=chat.builder().chat_template_kwargs(THINK).max_tokens(8))
     assert first.reasoning_content == THOUGHT and chat.messages[-1]["reasoning"] == THOUGHT
@@ -157,17 +163,7 @@ def test_reasoning_round_trip_with_a_tool(rclient: Any, reasoning_server: Target
 
 
 def test_a_tool_call_cut_by_max_tokens_is_never_run(rclient: Any, msgs: Any, reasoning_server: Target) -> None:
-    ran: list[str] = []
-
-    def get_weather(city: str) -> str:
-        """Weather in a city.
-
-        Args:
-            city: The city.
-        """
-        ran.append(city)
-        return "sunny"
-
+    get_weather, ran = weather_tool()
     b = rchat(rclient, msgs, 2).tools([get_weather]).chat_template_kwargs({"enable_thinking": False})
     events: list[Any] = []
     with pytest.raises(IncompleteToolCallError) as e:
